@@ -1,0 +1,7 @@
+"""diffusion-sim: how migration-control policies spread between states.
+
+An agent-based model (Mesa) of states adopting migration-control mechanisms from partners on
+weighted networks, with a batched numpy kernel, YAML scenarios and Parquet results.
+"""
+
+__version__ = "0.1.0"
