@@ -1,0 +1,686 @@
+"""The vectorised step: every rule of DESIGN.md section 1 on arrays batched over replicates.
+
+State arrays have the shape ``(states, replicates, mechanisms)`` (dyads instead of states for
+agreements), so one sparse product per channel layer gives every neighbour share for all
+replicates and mechanisms at once. The update is synchronous: every exposure is computed from
+the state at the start of the step, then all adoptions are drawn at once, so results do not
+depend on any agent order.
+
+Randomness: replicate ``k`` draws only from its own generator, a fixed number of uniforms per
+step, so replicate ``k`` run alone reproduces exactly what it does inside any batch.
+
+Sources of the rules: the discrete-time event-history hazard (Berry & Berry 1990); the
+channels emulation, learning, competition and coercion (Simmons, Dobbin & Garrett 2006);
+conditionality and external governance (Lavenex & Schimmelfennig 2009); the Bass (1969)
+limit of the linear link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .layers import EdgeLayer, Layer, MembershipLayer
+from .world import NO_TCN, World
+
+CONTRIBUTIONS = (
+    "intercept",
+    "emulation",
+    "learning",
+    "competition",
+    "conditionality",
+    "demand",
+    "chain",
+    "hr_gap",
+    "openness",
+    "human_rights",
+    "pressure",
+)
+ADOPT, REVOKE = 0, 1
+_INF = np.inf
+
+
+def hazard(eta: np.ndarray, link: str) -> np.ndarray:
+    """Per-step adoption probability from the linear predictor.
+
+    ``logit``: 1/(1+e^-eta); ``cloglog``: 1 - exp(-e^eta); ``linear``: 1 - exp(-max(eta, 0)),
+    where eta is a rate (with emulation on a complete network this is the discrete Bass model).
+    """
+    if link == "logit":
+        return 1.0 / (1.0 + np.exp(-eta))
+    if link == "cloglog":
+        return -np.expm1(-np.exp(np.minimum(eta, 50.0)))
+    if link == "linear":
+        return -np.expm1(-np.maximum(eta, 0.0))
+    raise ValueError(f"unknown link {link!r}")
+
+
+def _incidence(rows: np.ndarray, n_rows: int) -> sp.csr_array:
+    """(n_rows x len(rows)) 0/1 matrix with a one at (rows[e], e)."""
+    e = np.arange(len(rows))
+    return sp.csr_array((np.ones(len(rows)), (rows, e)), shape=(n_rows, len(rows)))
+
+
+def _column_sums(layer: Layer) -> np.ndarray:
+    if isinstance(layer, EdgeLayer):
+        return np.asarray(layer.matrix.sum(axis=0)).ravel()
+    return layer.row_sums()
+
+
+class _Recorder:
+    """Collects event and series rows as arrays, one block per step."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, np.ndarray]] = []
+        self.series: list[dict[str, np.ndarray]] = []
+
+    @staticmethod
+    def _concat(blocks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        if not blocks:
+            return {}
+        return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+
+    def event_columns(self) -> dict[str, np.ndarray]:
+        return self._concat(self.events)
+
+    def series_columns(self) -> dict[str, np.ndarray]:
+        return self._concat(self.series)
+
+
+@dataclass
+class KernelResult:
+    """Index-coded tables of one batch of replicates (see ``tables.py`` for the Parquet form)."""
+
+    events: dict[str, np.ndarray]
+    series: dict[str, np.ndarray]
+
+
+class Kernel:
+    """State and step of ``len(seeds)`` replicates of one world."""
+
+    def __init__(self, world: World, seeds: Sequence[np.random.SeedSequence]) -> None:
+        self.world = world
+        self.generators = [np.random.Generator(np.random.PCG64(s)) for s in seeds]
+        w = world
+        n, r = w.n, len(seeds)
+        self.n_replicates = r
+        self.uni = w.unilateral
+        self.bil = w.bilateral
+        mu, mb, d = len(self.uni), len(self.bil), len(w.dyads)
+        self.t = 0
+        # Attributes shared by all replicates (changed only by scheduled events) ...
+        self.human_rights = w.human_rights.copy()
+        self.openness = w.openness.copy()
+        self.leverage = w.leverage.copy()
+        # ... and per replicate (the flows module moves pressure).
+        self.pressure = np.repeat(w.pressure[:, None], r, axis=1).astype(np.float64)
+        self.layers: dict[str, Layer] = dict(w.layers)
+
+        self.adopted = np.zeros((n, r, mu), dtype=bool)
+        self.pressure_at_adoption = np.zeros((n, r, mu))
+        self.generation_u = np.full((n, r, mu), _INF)
+        self.agreement = np.zeros((d, r, mb), dtype=bool)
+        self.tcn_step = np.full((d, r, mb), NO_TCN, dtype=np.int64)
+        self.generation_b = np.full((n, r, mb), _INF)
+        self.generation_b[w.sponsor] = 0.0
+
+        self._uni_index = {m.index: k for k, m in enumerate(self.uni)}
+        self._bil_index = {m.index: k for k, m in enumerate(self.bil)}
+        self._alpha_u = np.array([m.intercept for m in self.uni])
+        self._alpha_b = np.array([m.intercept for m in self.bil])
+        self._revoke_u = np.array([m.revocation_rate for m in self.uni])
+        self._revoke_b = np.array([m.revocation_rate for m in self.bil])
+        self._any_revocable = bool((self._revoke_u > 0).any() or (self._revoke_b > 0).any())
+        n_blocks = 2 if self._any_revocable else 1
+        self._draws = n_blocks * (n * mu + d * mb)
+
+        dy = w.dyads
+        self._inc_a = _incidence(dy.a, n)
+        self._inc_b = _incidence(dy.b, n)
+        self._inc_any = (self._inc_a + self._inc_b).tocsr()
+        self._sponsor_dyad = w.sponsor[dy.a] | w.sponsor[dy.b]
+        # In an agreement with an active TCN clause the non-sponsor side is the one bound to take
+        # back third-country nationals (Russia in EU-RUS); between equals both sides are.
+        self._a_bound = ~(w.sponsor[dy.a] & ~w.sponsor[dy.b])
+        self._b_bound = ~(w.sponsor[dy.b] & ~w.sponsor[dy.a])
+        g = len(w.regions)
+        self._region_sum = sp.csr_array(
+            (np.ones(n), (w.region_of, np.arange(n))), shape=(g, n)
+        )
+        region_size = np.bincount(w.region_of, minlength=g)
+        self._region_size = region_size
+        in_region_a = sp.csr_array((np.ones(d), (w.region_of[dy.a], np.arange(d))), shape=(g, d))
+        in_region_b = sp.csr_array((np.ones(d), (w.region_of[dy.b], np.arange(d))), shape=(g, d))
+        self._dyad_region = ((in_region_a + in_region_b) > 0).astype(np.float64).tocsr()
+
+        fl = w.flows
+        if fl is not None:
+            self._orig = _incidence(fl.origin, n)
+            self._dest = _incidence(fl.destination, n)
+            self._baseline_inflow = self._dest @ fl.volume
+            self._flow = np.repeat(fl.volume[:, None], r, axis=1)
+            self._deflected_share = np.zeros((n, r))
+            has = fl.dyad >= 0
+            self._flow_dyad_edges = np.flatnonzero(has)
+            self._flow_dyad = fl.dyad[has]
+            self._flow_ab = sp.csr_array(
+                (
+                    (fl.origin[has] == dy.a[fl.dyad[has]]).astype(np.float64),
+                    (fl.dyad[has], np.flatnonzero(has)),
+                ),
+                shape=(d, len(fl.volume)),
+            )
+            self._flow_ba = sp.csr_array(
+                (
+                    (fl.origin[has] == dy.b[fl.dyad[has]]).astype(np.float64),
+                    (fl.dyad[has], np.flatnonzero(has)),
+                ),
+                shape=(d, len(fl.volume)),
+            )
+            self.return_flow = np.asarray(
+                (self._flow_ab + self._flow_ba) @ fl.volume, dtype=np.float64
+            ).ravel()
+        else:
+            self.return_flow = np.zeros(d)
+            cand = w.candidate_layer
+            if cand is not None and d:
+                layer = self.layers[cand]
+                self.return_flow = layer.weights(dy.a, dy.b) + layer.weights(dy.b, dy.a)
+        self.recorder = _Recorder()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _layer(self, layer_id: str | None) -> Layer | None:
+        return None if layer_id is None else self.layers[layer_id]
+
+    def _uniforms(self) -> np.ndarray:
+        """Each replicate's fixed-size block of float32 uniforms for this step."""
+        u = np.empty((self.n_replicates, self._draws), dtype=np.float32)
+        for k, gen in enumerate(self.generators):
+            gen.random(out=u[k], dtype=np.float32)
+        return u
+
+    def _holds(self) -> np.ndarray:
+        """(n, R, Mb) bool: the state is party to at least one agreement in force."""
+        d, r, mb = self.agreement.shape
+        flat = self.agreement.reshape(d, r * mb).astype(np.float64)
+        return (self._inc_any @ flat).reshape(self.world.n, r, mb) > 0
+
+    def _record_events(self, **cols: np.ndarray) -> None:
+        size = len(cols["state"])
+        if size == 0:
+            return
+        block = {
+            "replicate": cols["replicate"].astype(np.int32),
+            "step": np.full(size, self.t, dtype=np.int32),
+            "mechanism": cols["mechanism"].astype(np.int32),
+            "action": cols.get("action", np.full(size, ADOPT)).astype(np.int8),
+            "exogenous": cols.get("exogenous", np.zeros(size, dtype=bool)),
+            "state": cols["state"].astype(np.int32),
+            "partner": cols.get("partner", np.full(size, -1)).astype(np.int32),
+            "state_human_rights": self.human_rights[cols["state"]],
+            "partner_human_rights": np.where(
+                cols.get("partner", np.full(size, -1)) >= 0,
+                self.human_rights[np.maximum(cols.get("partner", np.zeros(size, int)), 0)],
+                np.nan,
+            ),
+            "state_openness": self.openness[cols["state"]],
+            "tcn_step": cols.get("tcn_step", np.full(size, NO_TCN)).astype(np.int32),
+            "return_flow": cols.get("return_flow", np.zeros(size)).astype(np.float64),
+            "depth": cols.get("depth", np.zeros(size)).astype(np.int32),
+            "eta": cols.get("eta", np.full(size, np.nan)).astype(np.float64),
+        }
+        for c in CONTRIBUTIONS:
+            block[f"c_{c}"] = cols.get(f"c_{c}", np.full(size, np.nan)).astype(np.float64)
+        self.recorder.events.append(block)
+
+    # -- the step ------------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """One synchronous step (DESIGN.md section 1, process 1-6)."""
+        self._apply_events()
+        u = self._uniforms()
+        r = self.n_replicates
+        n, mu, d, mb = self.world.n, len(self.uni), len(self.world.dyads), len(self.bil)
+        u_uni = u[:, : n * mu].reshape(r, n, mu).transpose(1, 0, 2)
+        u_bil = u[:, n * mu : n * mu + d * mb].reshape(r, d, mb).transpose(1, 0, 2)
+        rev_uni = rev_bil = None
+        if self._any_revocable:
+            off = n * mu + d * mb
+            rev_uni = u[:, off : off + n * mu].reshape(r, n, mu).transpose(1, 0, 2)
+            rev_bil = u[:, off + n * mu :].reshape(r, d, mb).transpose(1, 0, 2)
+        # Every hazard is computed from the state at the start of the step (synchronous update).
+        new_uni = self._unilateral_step(u_uni) if mu else None
+        new_bil = self._bilateral_step(u_bil) if mb and d else None
+        if rev_uni is not None:
+            self._revocations(rev_uni, rev_bil)
+        if new_uni is not None:
+            self._commit_unilateral(*new_uni)
+        if new_bil is not None:
+            self._commit_bilateral(*new_bil)
+        if self.world.flows is not None:
+            self._update_flows()
+        self._record_series()
+        self.t += 1
+
+    def run(self, steps: int | None = None) -> KernelResult:
+        for _ in range(self.world.steps if steps is None else steps):
+            self.step()
+        return self.result()
+
+    def result(self) -> KernelResult:
+        return KernelResult(self.recorder.event_columns(), self.recorder.series_columns())
+
+    # -- 1. scheduled events -------------------------------------------------------------------
+
+    def _apply_events(self) -> None:
+        w, t = self.world, self.t
+        for layer in w.layer_changes.get(t, []):
+            self.layers[layer.id] = layer
+        for ch in w.attribute_changes.get(t, []):
+            target = {
+                "human_rights": self.human_rights,
+                "openness": self.openness,
+                "leverage": self.leverage,
+            }.get(ch.attribute)
+            if ch.attribute == "pressure":
+                row = self.pressure[ch.state]
+                row[:] = ch.value if ch.value is not None else row + (ch.add or 0.0)
+            elif target is not None:
+                target[ch.state] = ch.value if ch.value is not None else target[ch.state] + ch.add
+            if ch.attribute in ("human_rights", "openness"):
+                np.clip(target, 0.0, 1.0, out=target)  # type: ignore[arg-type]
+        reps = np.arange(self.n_replicates)
+        for ev in w.adoptions.get(t, []):
+            if ev.partner < 0:
+                k = self._uni_index[ev.mechanism]
+                fresh = reps[~self.adopted[ev.state, :, k]]
+                self.adopted[ev.state, fresh, k] = True
+                self.pressure_at_adoption[ev.state, fresh, k] = self.pressure[ev.state, fresh]
+                self.generation_u[ev.state, fresh, k] = 0.0
+                self._record_events(
+                    replicate=fresh,
+                    mechanism=np.full(len(fresh), ev.mechanism),
+                    state=np.full(len(fresh), ev.state),
+                    exogenous=np.ones(len(fresh), dtype=bool),
+                )
+            else:
+                k = self._bil_index[ev.mechanism]
+                dyad = w.dyads.index[(min(ev.state, ev.partner), max(ev.state, ev.partner))]
+                fresh = reps[~self.agreement[dyad, :, k]]
+                depth = self._conclude(
+                    np.full(len(fresh), dyad), fresh, np.full(len(fresh), k), ev.tcn_step
+                )
+                self._record_events(
+                    replicate=fresh,
+                    mechanism=np.full(len(fresh), ev.mechanism),
+                    state=np.full(len(fresh), ev.state),
+                    partner=np.full(len(fresh), ev.partner),
+                    exogenous=np.ones(len(fresh), dtype=bool),
+                    tcn_step=np.full(len(fresh), ev.tcn_step),
+                    return_flow=np.full(len(fresh), self.return_flow[dyad]),
+                    depth=depth,
+                )
+
+    # -- 2-4. unilateral mechanisms ------------------------------------------------------------
+
+    def _unilateral_step(self, u: np.ndarray) -> tuple[np.ndarray, ...] | None:
+        w = self.world
+        n, r, mu = self.adopted.shape
+        a = self.adopted.astype(np.float64)
+        flat = a.reshape(n, r * mu)
+        terms: dict[str, np.ndarray] = {}
+        spec0 = self.uni[0]
+
+        def weights(name: str) -> np.ndarray:
+            return np.array([m.channel_weight[name] for m in self.uni])
+
+        layer = self._layer(spec0.channel_layer["emulation"])
+        if layer is not None and weights("emulation").any():
+            terms["emulation"] = layer.mean_over_neighbours(flat).reshape(n, r, mu)
+        layer = self._layer(spec0.channel_layer["learning"])
+        if layer is not None and weights("learning").any():
+            success = self._success()
+            terms["learning"] = layer.mean_over_neighbours((a * success).reshape(n, r * mu))
+            terms["learning"] = terms["learning"].reshape(n, r, mu)
+        if weights("competition").any():
+            if w.flows is not None:
+                terms["competition"] = np.broadcast_to(
+                    self._deflected_share[:, :, None], (n, r, mu)
+                )
+            else:
+                layer = self._layer(spec0.channel_layer["competition"])
+                if layer is not None:
+                    terms["competition"] = layer.mean_over_neighbours(flat).reshape(n, r, mu)
+        layer = self._layer(spec0.channel_layer["conditionality"])
+        if layer is not None and weights("conditionality").any():
+            terms["conditionality"] = self._conditionality(layer, a)
+
+        eta = np.broadcast_to(self._alpha_u, (n, r, mu)).copy()
+        for name, x in terms.items():
+            eta += weights(name) * x
+        cov = {
+            "openness": self.openness[:, None, None],
+            "human_rights": self.human_rights[:, None, None],
+            "pressure": self.pressure[:, :, None],
+        }
+        for name, x in cov.items():
+            b = np.array([m.covariate_weight[name] for m in self.uni])
+            if b.any():
+                eta += b * x
+        p = hazard(eta, w.link)
+        new = (u < p) & ~self.adopted
+        idx = np.nonzero(new)
+        if len(idx[0]) == 0:
+            return None
+        contrib = {"c_intercept": self._alpha_u[idx[2]]}
+        for name in ("emulation", "learning", "competition", "conditionality"):
+            x = terms.get(name)
+            contrib[f"c_{name}"] = (
+                weights(name)[idx[2]] * x[idx] if x is not None else np.zeros(len(idx[0]))
+            )
+        for name, x in cov.items():
+            b = np.array([m.covariate_weight[name] for m in self.uni])
+            contrib[f"c_{name}"] = b[idx[2]] * np.broadcast_to(x, (n, r, mu))[idx]
+        for name in ("demand", "chain", "hr_gap"):
+            contrib[f"c_{name}"] = np.zeros(len(idx[0]))
+        return idx, eta[idx], contrib
+
+    def _success(self) -> np.ndarray:
+        """Learning weight of each adopter: its relative drop in pressure since adopting
+        (1 when the flows module is off)."""
+        if self.world.flows is None:
+            return np.ones(self.adopted.shape)
+        before = self.pressure_at_adoption
+        now = self.pressure[:, :, None]
+        out = np.zeros(self.adopted.shape)
+        np.divide(before - now, before, out=out, where=before > 0)
+        return np.clip(out, 0.0, 1.0)
+
+    def _conditionality(self, layer: Layer, a: np.ndarray) -> np.ndarray:
+        """K_im = max over sponsors j holding m of leverage_j * (i's tie share with j)."""
+        n = self.world.n
+        k = np.zeros(a.shape)
+        everyone = np.arange(n)
+        for j in np.flatnonzero(self.world.sponsor):
+            dep = layer.shares(everyone, np.full(n, j)) * self.leverage[j]
+            dep[j] = 0.0
+            np.maximum(k, dep[:, None, None] * a[j][None, :, :], out=k)
+        return k
+
+    def _commit_unilateral(self, idx: tuple[np.ndarray, ...], eta: np.ndarray, contrib) -> None:
+        i, rep, k = idx
+        spec0 = self.uni[0]
+        layer_id = next(
+            (spec0.channel_layer[c] for c in ("emulation", "learning", "competition")
+             if spec0.channel_layer[c] is not None),
+            None,
+        )
+        # Chain depth: 1 + the lowest generation among adopted neighbours (1 if none adopted);
+        # sponsors are generation 0.
+        if layer_id is not None:
+            n, r, mu = self.adopted.shape
+            gen = self.generation_u.reshape(n, r * mu).copy()
+            gen[i, rep * mu + k] = _INF  # an adopter is not its own neighbour
+            nearest = self.layers[layer_id].neighbour_min(gen, i, rep * mu + k)
+            depth = np.where(np.isfinite(nearest), nearest + 1.0, 1.0)
+        else:
+            depth = np.ones(len(i))
+        depth = np.where(self.world.sponsor[i], 0.0, depth)
+        self.adopted[idx] = True
+        self.pressure_at_adoption[idx] = self.pressure[i, rep]
+        self.generation_u[idx] = depth
+        mech = np.array([m.index for m in self.uni])[k]
+        self._record_events(
+            replicate=rep, mechanism=mech, state=i, depth=depth, eta=eta, **contrib
+        )
+
+    # -- 2-4. bilateral mechanisms (agreements) ------------------------------------------------
+
+    def _bilateral_step(self, u: np.ndarray) -> tuple | None:
+        w, t = self.world, self.t
+        dy = w.dyads
+        d, r, mb = self.agreement.shape
+        n = w.n
+        terms = w.bilateral_terms
+        cand_layer = self.layers[w.candidate_layer] if w.candidate_layer else None
+
+        # Q: demand, s's share of r's inflow (current flows, or the candidate layer's weights).
+        if w.flows is not None:
+            f_ab = self._flow_ab @ self._flow  # (D, R): flow a -> b
+            f_ba = self._flow_ba @ self._flow
+            inflow = self._dest @ self._flow  # (n, R)
+            outflow = self._orig @ self._flow
+        else:
+            assert cand_layer is not None
+            f_ab = np.repeat(cand_layer.weights(dy.a, dy.b)[:, None], r, axis=1)
+            f_ba = np.repeat(cand_layer.weights(dy.b, dy.a)[:, None], r, axis=1)
+            inflow = np.repeat(_column_sums(cand_layer)[:, None], r, axis=1)
+            outflow = np.repeat(cand_layer.row_sums()[:, None], r, axis=1)
+        q_a = _ratio(f_ba, inflow[dy.a])  # a requests: b's share of a's inflow
+        q_b = _ratio(f_ab, inflow[dy.b])
+        transit_b_via_a = _ratio(f_ba, outflow[dy.b])  # migrants from b transit a
+        transit_a_via_b = _ratio(f_ab, outflow[dy.a])
+
+        # K: the requesting side's leverage times the partner's dependence on it.
+        cond_id = self.bil[0].channel_layer["conditionality"]
+        if cond_id is not None:
+            cl = self.layers[cond_id]
+            k_a = self.leverage[dy.a] * cl.shares(dy.b, dy.a)
+            k_b = self.leverage[dy.b] * cl.shares(dy.a, dy.b)
+        else:
+            k_a = k_b = np.zeros(d)
+
+        # R: chain, the requesting side is bound by an active TCN clause of the same mechanism.
+        active_tcn = self.agreement & (self.tcn_step != NO_TCN) & (self.tcn_step <= t)
+        flat = active_tcn.reshape(d, r * mb).astype(np.float64)
+        bound = (
+            (self._inc_a @ (flat * self._a_bound[:, None]))
+            + (self._inc_b @ (flat * self._b_bound[:, None]))
+        ).reshape(n, r, mb) > 0
+
+        # E: share of the partner's neighbours that already hold such an agreement.
+        emul_id = self.bil[0].channel_layer["emulation"] or w.candidate_layer
+        holds = self._holds().astype(np.float64)
+        e = self.layers[emul_id].mean_over_neighbours(holds.reshape(n, r * mb)).reshape(n, r, mb)
+
+        gap_a = np.maximum(0.0, self.human_rights[dy.a] - self.human_rights[dy.b])
+        gap_b = np.maximum(0.0, self.human_rights[dy.b] - self.human_rights[dy.a])
+        open_ab = 0.5 * (self.openness[dy.a] + self.openness[dy.b])
+
+        def side(q, k, chain_bound, transit, emul, gap):
+            parts = {
+                "demand": terms["demand"] * q[:, :, None],
+                "conditionality": terms["conditionality"] * k[:, None, None],
+                "chain": terms["chain"] * (chain_bound * transit[:, :, None]),
+                "emulation": terms["emulation"] * emul,
+                "hr_gap": terms["hr_gap"] * gap[:, None, None],
+                "openness": terms["openness"] * open_ab[:, None, None],
+            }
+            eta = self._alpha_b + sum(parts.values())
+            return np.broadcast_to(eta, (d, r, mb)), parts
+
+        eta_a, parts_a = side(q_a, k_a, bound[dy.a], transit_b_via_a, e[dy.b], gap_a)
+        eta_b, parts_b = side(q_b, k_b, bound[dy.b], transit_a_via_b, e[dy.a], gap_b)
+        a_requests = eta_a >= eta_b
+        eta = np.where(a_requests, eta_a, eta_b)
+        p = hazard(eta, w.link)
+        open_now = dy.candidate_by_step[t][:, None, None] & ~dy.blocked_by_step[t][:, None, :]
+        new = (u < p) & open_now & ~self.agreement
+        idx = np.nonzero(new)
+        if len(idx[0]) == 0:
+            return None
+        req = a_requests[idx]
+        contrib = {"c_intercept": self._alpha_b[idx[2]]}
+        for name in ("demand", "conditionality", "chain", "emulation", "hr_gap", "openness"):
+            pa = np.broadcast_to(parts_a[name], (d, r, mb))[idx]
+            pb = np.broadcast_to(parts_b[name], (d, r, mb))[idx]
+            contrib[f"c_{name}"] = np.where(req, pa, pb)
+        for name in ("learning", "competition", "human_rights", "pressure"):
+            contrib[f"c_{name}"] = np.zeros(len(idx[0]))
+        return idx, eta[idx], req, contrib
+
+    def _conclude(
+        self, dyad: np.ndarray, rep: np.ndarray, k: np.ndarray, tcn_step: int | np.ndarray
+    ) -> np.ndarray:
+        """Put agreements in force and return their chain depth.
+
+        depth = 1 + the lower generation of the two parties (sponsors 0; a party without a
+        generation does not count, and two such parties start a chain of depth 1). A party's
+        generation is fixed at its first agreement: the lowest depth among its agreements of
+        that step.
+        """
+        dy = self.world.dyads
+        a, b = dy.a[dyad], dy.b[dyad]
+        gen = self.generation_b
+        low = np.minimum(gen[a, rep, k], gen[b, rep, k])
+        depth = np.where(np.isfinite(low), low + 1.0, 1.0)
+        for party in (a, b):
+            unset = ~np.isfinite(gen[party, rep, k])
+            fresh = np.full(gen.shape, _INF)
+            np.minimum.at(fresh, (party[unset], rep[unset], k[unset]), depth[unset])
+            np.minimum(gen, fresh, out=gen, where=~np.isfinite(gen))
+        self.agreement[dyad, rep, k] = True
+        self.tcn_step[dyad, rep, k] = tcn_step
+        return depth
+
+    def _commit_bilateral(self, idx, eta, a_requests, contrib) -> None:
+        dyad, rep, k = idx
+        dy = self.world.dyads
+        mech = np.array([m.index for m in self.bil])[k]
+        delay = np.array([m.tcn_delay for m in self.bil])[k]
+        tcn = np.where(delay == NO_TCN, NO_TCN, self.t + delay)
+        depth = self._conclude(dyad, rep, k, tcn)
+        state = np.where(a_requests, dy.a[dyad], dy.b[dyad])
+        partner = np.where(a_requests, dy.b[dyad], dy.a[dyad])
+        self._record_events(
+            replicate=rep,
+            mechanism=mech,
+            state=state,
+            partner=partner,
+            tcn_step=tcn,
+            return_flow=self.return_flow[dyad],
+            depth=depth,
+            eta=eta,
+            **contrib,
+        )
+
+    def _revocations(self, rev_uni: np.ndarray, rev_bil: np.ndarray | None) -> None:
+        """Revocable adoptions end with probability ``revocation_rate`` per step."""
+        gone = self.adopted & (rev_uni < self._revoke_u)
+        i, rep, k = np.nonzero(gone)
+        if len(i):
+            self.adopted[i, rep, k] = False
+            mech = np.array([m.index for m in self.uni])[k]
+            self._record_events(
+                replicate=rep, mechanism=mech, state=i, action=np.full(len(i), REVOKE),
+                depth=self.generation_u[i, rep, k],
+            )
+        if rev_bil is None or not len(self.bil):
+            return
+        gone_b = self.agreement & (rev_bil < self._revoke_b)
+        dyad, rep, k = np.nonzero(gone_b)
+        if len(dyad):
+            dy = self.world.dyads
+            self.agreement[dyad, rep, k] = False
+            self.tcn_step[dyad, rep, k] = NO_TCN
+            mech = np.array([m.index for m in self.bil])[k]
+            self._record_events(
+                replicate=rep, mechanism=mech, state=dy.a[dyad], partner=dy.b[dyad],
+                action=np.full(len(dyad), REVOKE), return_flow=self.return_flow[dyad],
+                depth=np.zeros(len(dyad)),
+            )
+
+    # -- 5. flows ------------------------------------------------------------------------------
+
+    def _update_flows(self) -> None:
+        """Controls remove flows; a share ``deflection`` of every removed flow goes to the
+        origin's other destinations in proportion to their current flows."""
+        fl = self.world.flows
+        assert fl is not None
+        n, r = self.world.n, self.n_replicates
+        keep = np.ones((len(fl.volume), r))
+        for k, m in enumerate(self.uni):
+            keep *= 1.0 - m.effectiveness * self.adopted[fl.destination, :, k]
+        if len(self.bil):
+            edges, dyads = self._flow_dyad_edges, self._flow_dyad
+            for k, m in enumerate(self.bil):
+                keep[edges] *= 1.0 - m.effectiveness * self.agreement[dyads, :, k]
+        kept = fl.volume[:, None] * keep
+        removed = fl.volume[:, None] - kept
+        deflected = fl.deflection * (self._orig @ removed)  # (n, R) per origin
+        kept_out = self._orig @ kept
+        share = _ratio(kept, kept_out[fl.origin])
+        added = deflected[fl.origin] * share
+        self._flow = kept + added
+        inflow = self._dest @ self._flow
+        self.pressure = inflow / fl.scale
+        self._deflected_share = np.minimum(
+            1.0, _ratio(self._dest @ added, np.repeat(self._baseline_inflow[:, None], r, axis=1))
+        )
+        del n
+
+    # -- 6. observables ------------------------------------------------------------------------
+
+    def _record_series(self) -> None:
+        w = self.world
+        n, r = w.n, self.n_replicates
+        g = len(w.regions)
+        blocks: dict[str, list[np.ndarray]] = {
+            k: []
+            for k in (
+                "replicate", "mechanism", "region", "adopters", "agreements",
+                "beyond_sponsor", "mean_pressure",
+            )
+        }
+        mean_p = (self._region_sum @ self.pressure) / np.maximum(self._region_size, 1)[:, None]
+        mean_p_all = self.pressure.mean(axis=0)
+        nonsponsor = (~w.sponsor).astype(np.float64)[:, None]
+        holds = self._holds() if len(self.bil) else None
+        for m in w.mechanisms:
+            if m.bilateral:
+                k = self._bil_index[m.index]
+                held = holds[:, :, k].astype(np.float64)
+                agr = self.agreement[:, :, k].astype(np.float64)
+                adopters = self._region_sum @ held
+                agreements = self._dyad_region @ agr
+                beyond = self._dyad_region @ (agr * ~self._sponsor_dyad[:, None])
+                totals = (held.sum(0), agr.sum(0), (agr * ~self._sponsor_dyad[:, None]).sum(0))
+            else:
+                k = self._uni_index[m.index]
+                held = self.adopted[:, :, k].astype(np.float64)
+                adopters = agreements = self._region_sum @ held
+                beyond = self._region_sum @ (held * nonsponsor)
+                totals = (held.sum(0), held.sum(0), (held * nonsponsor).sum(0))
+            stacked = (
+                np.vstack([totals[0][None], adopters]),
+                np.vstack([totals[1][None], agreements]),
+                np.vstack([totals[2][None], beyond]),
+                np.vstack([mean_p_all[None], mean_p]),
+            )
+            blocks["replicate"].append(np.tile(np.arange(r), g + 1))
+            blocks["mechanism"].append(np.full((g + 1) * r, m.index))
+            blocks["region"].append(np.repeat(np.arange(-1, g), r))
+            for name, arr in zip(
+                ("adopters", "agreements", "beyond_sponsor", "mean_pressure"), stacked, strict=True
+            ):
+                blocks[name].append(arr.ravel())
+        cols = {k: np.concatenate(v) for k, v in blocks.items()}
+        cols["step"] = np.full(len(cols["replicate"]), self.t, dtype=np.int32)
+        for k in ("adopters", "agreements", "beyond_sponsor"):
+            cols[k] = np.rint(cols[k]).astype(np.int32)
+        cols["replicate"] = cols["replicate"].astype(np.int32)
+        cols["mechanism"] = cols["mechanism"].astype(np.int32)
+        cols["region"] = cols["region"].astype(np.int32)
+        del n
+        self.recorder.series.append(cols)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den where den > 0, else 0."""
+    out = np.zeros(np.broadcast_shapes(num.shape, den.shape))
+    np.divide(num, den, out=out, where=den > 0)
+    return out

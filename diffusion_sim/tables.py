@@ -1,0 +1,184 @@
+"""Turn the kernel's index-coded arrays into the Arrow tables of docs/INTERNALS.md."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from .kernel import ADOPT, CONTRIBUTIONS, KernelResult
+from .world import NO_TCN, World
+
+
+def _labels(codes: np.ndarray, names: Sequence[str], null_below_zero: bool = False) -> pa.Array:
+    """Strings for integer codes (fast: dictionary decode in Arrow); code < 0 -> null."""
+    mask = codes < 0 if null_below_zero else None
+    dictionary = pa.DictionaryArray.from_arrays(
+        pa.array(np.maximum(codes, 0).astype(np.int32), mask=mask), pa.array(list(names))
+    )
+    return dictionary.cast(pa.string())
+
+
+def _run_columns(
+    replicate_local: np.ndarray, run_ids: np.ndarray, points: np.ndarray, replicates: np.ndarray
+) -> dict[str, pa.Array]:
+    return {
+        "run_id": pa.array(run_ids[replicate_local].astype(np.int64)),
+        "point": pa.array(points[replicate_local].astype(np.int32)),
+        "replicate": pa.array(replicates[replicate_local].astype(np.int32)),
+    }
+
+
+EVENT_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.int64()),
+        ("point", pa.int32()),
+        ("replicate", pa.int32()),
+        ("step", pa.int32()),
+        ("date", pa.float64()),
+        ("mechanism", pa.string()),
+        ("kind", pa.string()),
+        ("action", pa.string()),
+        ("exogenous", pa.bool_()),
+        ("state", pa.string()),
+        ("partner", pa.string()),
+        ("state_region", pa.string()),
+        ("partner_region", pa.string()),
+        ("state_human_rights", pa.float64()),
+        ("partner_human_rights", pa.float64()),
+        ("state_openness", pa.float64()),
+        ("sponsor_dyad", pa.bool_()),
+        ("tcn_step", pa.int32()),
+        ("return_flow", pa.float64()),
+        ("depth", pa.int32()),
+        ("eta", pa.float64()),
+        *[(f"c_{c}", pa.float64()) for c in CONTRIBUTIONS],
+    ]
+)
+
+SERIES_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.int64()),
+        ("point", pa.int32()),
+        ("replicate", pa.int32()),
+        ("step", pa.int32()),
+        ("date", pa.float64()),
+        ("mechanism", pa.string()),
+        ("region", pa.string()),
+        ("n_states", pa.int32()),
+        ("adopters", pa.int32()),
+        ("agreements", pa.int32()),
+        ("beyond_sponsor", pa.int32()),
+        ("mean_pressure", pa.float64()),
+    ]
+)
+
+
+def event_table(
+    world: World,
+    result: KernelResult,
+    run_ids: np.ndarray,
+    points: np.ndarray,
+    replicates: np.ndarray,
+) -> pa.Table:
+    """events.parquet rows of one kernel batch, sorted by (run, step, mechanism, state)."""
+    ev = result.events
+    if not ev:
+        return EVENT_SCHEMA.empty_table()
+    order = np.lexsort((ev["partner"], ev["state"], ev["mechanism"], ev["step"], ev["replicate"]))
+    ev = {k: v[order] for k, v in ev.items()}
+    mech_ids = [m.id for m in world.mechanisms]
+    kinds = [m.kind for m in world.mechanisms]
+    partner = ev["partner"]
+    has_partner = partner >= 0
+    sponsor_dyad = world.sponsor[ev["state"]] | (
+        has_partner & world.sponsor[np.maximum(partner, 0)]
+    )
+    cols = _run_columns(ev["replicate"], run_ids, points, replicates)
+    cols |= {
+        "step": pa.array(ev["step"]),
+        "date": pa.array(world.start + ev["step"].astype(np.float64)),
+        "mechanism": _labels(ev["mechanism"], mech_ids),
+        "kind": _labels(ev["mechanism"], kinds),
+        "action": pa.array(np.where(ev["action"] == ADOPT, "adopt", "revoke")),
+        "exogenous": pa.array(ev["exogenous"]),
+        "state": _labels(ev["state"], world.ids),
+        "partner": _labels(partner, world.ids, null_below_zero=True),
+        "state_region": _labels(world.region_of[ev["state"]], world.regions),
+        "partner_region": _labels(
+            np.where(has_partner, world.region_of[np.maximum(partner, 0)], -1),
+            world.regions,
+            null_below_zero=True,
+        ),
+        "state_human_rights": pa.array(ev["state_human_rights"]),
+        "partner_human_rights": pa.array(ev["partner_human_rights"], from_pandas=True),
+        "state_openness": pa.array(ev["state_openness"]),
+        "sponsor_dyad": pa.array(sponsor_dyad),
+        "tcn_step": pa.array(ev["tcn_step"], mask=ev["tcn_step"] == NO_TCN),
+        "return_flow": pa.array(ev["return_flow"]),
+        "depth": pa.array(ev["depth"]),
+        "eta": pa.array(ev["eta"]),
+    }
+    for c in CONTRIBUTIONS:
+        cols[f"c_{c}"] = pa.array(ev[f"c_{c}"])
+    return pa.table(cols, schema=EVENT_SCHEMA)
+
+
+def series_table(
+    world: World,
+    result: KernelResult,
+    run_ids: np.ndarray,
+    points: np.ndarray,
+    replicates: np.ndarray,
+) -> pa.Table:
+    """series.parquet rows of one kernel batch, sorted by (run, step, mechanism, region)."""
+    se = result.series
+    if not se:
+        return SERIES_SCHEMA.empty_table()
+    order = np.lexsort((se["region"], se["mechanism"], se["step"], se["replicate"]))
+    se = {k: v[order] for k, v in se.items()}
+    region_names = ["all", *world.regions]
+    sizes = np.concatenate([[world.n], np.bincount(world.region_of, minlength=len(world.regions))])
+    cols = _run_columns(se["replicate"], run_ids, points, replicates)
+    cols |= {
+        "step": pa.array(se["step"]),
+        "date": pa.array(world.start + se["step"].astype(np.float64)),
+        "mechanism": _labels(se["mechanism"], [m.id for m in world.mechanisms]),
+        "region": _labels(se["region"] + 1, region_names),
+        "n_states": pa.array(sizes[se["region"] + 1].astype(np.int32)),
+        "adopters": pa.array(se["adopters"]),
+        "agreements": pa.array(se["agreements"]),
+        "beyond_sponsor": pa.array(se["beyond_sponsor"]),
+        "mean_pressure": pa.array(se["mean_pressure"]),
+    }
+    return pa.table(cols, schema=SERIES_SCHEMA)
+
+
+def world_summary(world: World) -> dict:
+    """The ``world.json`` of a results folder: what analyses need without the model."""
+    return {
+        "time": {"start": world.start, "steps": world.steps, "unit": "year"},
+        "states": [
+            {
+                "id": world.ids[i],
+                "name": world.names[i],
+                "region": world.regions[world.region_of[i]],
+                "human_rights": float(world.human_rights[i]),
+                "openness": float(world.openness[i]),
+                "pressure": float(world.pressure[i]),
+                "sponsor": bool(world.sponsor[i]),
+            }
+            for i in range(world.n)
+        ],
+        "regions": list(world.regions),
+        "mechanisms": [
+            {
+                "id": m.id,
+                "kind": m.kind,
+                "label": m.label,
+                "tcn_delay": None if m.tcn_delay < 0 else m.tcn_delay,
+            }
+            for m in world.mechanisms
+        ],
+    }
