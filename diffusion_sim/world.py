@@ -8,6 +8,7 @@ shared by every replicate of a sweep point; replicates differ only in their adop
 
 from __future__ import annotations
 
+import calendar
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,6 +138,14 @@ class World:
         return float(self.start + step)
 
 
+def calendar_year(date: Any) -> float:
+    """A year (int) or a date as a fractional calendar year (1 January = the year itself)."""
+    if isinstance(date, int | float):
+        return float(date)
+    days = 366 if calendar.isleap(date.year) else 365
+    return date.year + (date.timetuple().tm_yday - 1) / days
+
+
 def _draw(spec: Any, n: int, rng: np.random.Generator, low: float, high: float) -> np.ndarray:
     """A constant or a distribution drawn for n states, clipped to [low, high]."""
     if spec is None:
@@ -168,8 +177,8 @@ def _states(scenario: Scenario, rng: np.random.Generator) -> dict[str, Any]:
         n = gen.n
         ids = scenario.state_ids()
         n_regions = gen.regions
-        region_names = [f"R{k}" for k in range(n_regions)]
-        region_of = (np.arange(n) * n_regions) // n
+        region_names = gen.region_labels()
+        region_of = (np.arange(n) * n_regions) // n  # as Generate.region_of
         sponsor = np.zeros(n, dtype=bool)
         sponsor[: gen.sponsors] = True
         return {

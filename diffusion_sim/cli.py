@@ -1,0 +1,385 @@
+"""Command line: ``diffusion-sim validate|run|sweep|plot|compare`` (glue only).
+
+Heavy modules (numpy, Mesa, pandas, pyarrow, matplotlib) are imported inside the commands that
+need them, so ``--help`` and ``validate`` answer fast. Errors a user can fix are printed as
+messages with exit status 2, never as tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Simulate how migration-control policies spread between states.",
+    pretty_exceptions_enable=False,
+)
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a scenario field: dotted.path=value (repeatable)."),
+]
+OutOption = Annotated[Path, typer.Option("--out", help="Root folder for results.")]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(help="Local worker processes (default: the number of cores; 1 = in process)."),
+]
+SchedulerOption = Annotated[
+    str | None, typer.Option(help="Address of a Dask scheduler (tcp://HOST:PORT).")
+]
+
+
+class UserError(Exception):
+    """An error the user can fix; printed without a traceback, exit status 2."""
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def _load(path: Path, overrides: list[str]):
+    from .errors import ScenarioError
+    from .loader import load_scenario
+
+    try:
+        return load_scenario(path, overrides)
+    except ScenarioError as exc:
+        _fail("\n".join(str(p) for p in exc.problems) + f"\n{path}: {len(exc.problems)} problem(s)")
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Scenario files.")],
+    set_: SetOption = None,
+) -> None:
+    """Check scenario files; print every problem as file:line: path: message."""
+    from .loader import load_scenario, validate_files
+    from .errors import ScenarioError
+
+    if set_:
+        problems = []
+        for f in files:
+            try:
+                load_scenario(f, set_)
+            except ScenarioError as exc:
+                problems.extend(exc.problems)
+    else:
+        problems = validate_files(files)
+    for p in problems:
+        typer.echo(str(p), err=True)
+    if problems:
+        _fail(f"{len(problems)} problem(s) in {len(files)} file(s)")
+    for f in files:
+        typer.echo(f"ok: {f}")
+
+
+def _batch_overrides(
+    replicates: int | None, seed: int | None, steps: int | None, set_: list[str] | None
+) -> list[str]:
+    out = list(set_ or [])
+    if replicates is not None:
+        out.append(f"runs.replicates={replicates}")
+    if seed is not None:
+        out.append(f"runs.seed={seed}")
+    if steps is not None:
+        out.append(f"time.steps={steps}")
+    return out
+
+
+def _execute(
+    path: Path,
+    overrides: list[str],
+    points: list[dict[str, Any]] | None,
+    *,
+    out: Path,
+    workers: int | None,
+    scheduler: str | None,
+    force: bool,
+    no_plots: bool,
+) -> None:
+    """Plan, run and report a batch (used by ``run`` and ``sweep``)."""
+    import json
+
+    from rich.console import Console
+
+    from .errors import ScenarioError
+    from .loader import dump_scenario, load_scenario, scenario_hash, scenario_sources
+    from .progress import progress_bar
+    from .runner import Batch, BatchError, Point, execute, make_executor, versions
+    from .store import BatchStore, StoreError
+
+    console = Console(stderr=True)
+    base = _load(path, overrides)
+    sweep_params = sorted({k for p in (points or [{}]) for k in p})
+    plan_points = []
+    for i, values in enumerate(points or [{}]):
+        try:
+            scn = load_scenario(path, overrides + [f"{k}={json.dumps(v)}" for k, v in values.items()])
+        except ScenarioError as exc:
+            _fail("\n".join(f"{p} (sweep point {i}: {values})" for p in exc.problems))
+        plan_points.append(Point(i, values, scn, scenario_hash(scn)))
+    batch = Batch(
+        base.name, base.runs.seed, base.runs.replicates, plan_points, base.runs.chunk, sweep_params
+    )
+    store = BatchStore.for_batch(out, base.name, batch.batch_id)
+    if workers is None:
+        workers = min(os.cpu_count() or 1, len(batch.chunks))
+    try:
+        if workers is not None and workers < 1:
+            raise BatchError(f"--workers must be at least 1 (got {workers})")
+        if force:
+            store.clear()
+        store.check_writable()
+    except (BatchError, StoreError) as exc:
+        _fail(f"error: {exc}")
+    already = store.done_chunks()
+    if store.exists() and len(already) == len(batch.chunks):
+        console.print(f"[green]Already complete:[/] {store.path} (use --force to run again)")
+        _report(store, console)
+        return
+    if already:
+        console.print(f"Resuming {store.path}: {len(already)} of {len(batch.chunks)} chunks done")
+    store.remove_stray_temporaries()
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    from .seeds import world_seed
+    from .runner import world_document
+    from .world import build_world
+
+    world = build_world(base, world_seed(base.runs.seed))
+    store.write_text("scenario.yaml", dump_scenario(base))
+    doc = world_document(world, base, sweep_params)
+    store.write_json("world.json", doc)
+    manifest = {
+        "scenario": base.name,
+        "batch_id": batch.batch_id,
+        "status": "running",
+        "versions": versions(),
+        "scenario_hash": scenario_hash(base),
+        "point_hashes": [p.scenario_hash for p in plan_points],
+        "sources": scenario_sources(base),
+        "overrides": overrides,
+        "root_seed": batch.root_seed,
+        "run_seeds": "SeedSequence(root_seed, spawn_key=(1, point, replicate)); "
+        "each run's seed is in runs.parquet column `seed`",
+        "world_seed": "SeedSequence(root_seed, spawn_key=(0,))",
+        "replicates": batch.replicates,
+        "points": [p.values for p in plan_points],
+        "sweep_parameters": sweep_params,
+        "chunk_size": batch.chunk_size,
+        "runs_total": batch.n_runs,
+        "started": started,
+        "executor": f"dask {scheduler}" if scheduler else f"local processes x{workers}",
+    }
+    store.write_json("manifest.json", manifest)
+    t0 = time.time()
+    try:
+        with make_executor(workers, scheduler) as executor, progress_bar(
+            batch.n_runs, f"{base.name}", console
+        ) as advance:
+            report = execute(batch, store, executor, in_flight=2 * max(workers, 1),
+                             on_progress=advance)
+    except BatchError as exc:
+        _fail(f"error: {exc}")
+    except KeyboardInterrupt:
+        _fail(f"interrupted: rerun the same command to resume {store.path}", 130)
+    runs = store.read_table("runs", columns=["status"])
+    counts = runs["status"].value_counts().to_dict()
+    manifest |= {
+        "status": "complete",
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "wall_seconds": round(time.time() - t0, 3),
+        "run_status": {k: int(v) for k, v in counts.items()},
+    }
+    store.write_json("manifest.json", manifest)
+    rate = (batch.n_runs - 0) / max(report.seconds, 1e-9)
+    console.print(
+        f"{counts.get('ok', 0)} runs ok, {counts.get('failed', 0)} failed, "
+        f"{report.seconds:.1f} s ({rate:.0f} runs/s this session)"
+    )
+    if not no_plots and base.outputs.plots:
+        _plots(store.path, None, base.outputs.formats, console)
+    _report(store, console)
+    if counts.get("failed", 0):
+        _fail(f"{counts['failed']} run(s) failed: see runs.parquet (status, error)", 1)
+
+
+def _plots(path: Path, kinds, formats, console) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .report import plot_results
+
+    written = plot_results(path, kinds=kinds, formats=formats)
+    if written:
+        console.print(f"Plots: {written[0].parent}")
+    return written
+
+
+def _report(store, console) -> None:
+    """Results path and a short summary table of the runs."""
+    import pandas as pd
+    from rich.table import Table
+
+    runs = store.read_table("runs")
+    ok = runs[runs["status"] == "ok"]
+    table = Table(title=f"{store.path.parent.name}: {len(ok)} runs")
+    table.add_column("metric")
+    table.add_column("mean", justify="right")
+    table.add_column("5%", justify="right")
+    table.add_column("95%", justify="right")
+    shown = [c for c in ok.columns if ":final_share" in c or ":final_agreements" in c
+             or ":final_beyond_sponsor" in c or c in ("max_depth", "spillover_ratio",
+                                                      "hr_exposed_share")]
+    for c in shown:
+        x = pd.to_numeric(ok[c], errors="coerce").dropna()
+        if len(x):
+            table.add_row(c, f"{x.mean():.3g}", f"{x.quantile(0.05):.3g}", f"{x.quantile(0.95):.3g}")
+    console.print(table)
+    console.print(f"Results: {store.path}")
+    print(store.path)
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    replicates: Annotated[int | None, typer.Option(help="Replicates (runs.replicates).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Root seed (runs.seed).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Steps (time.steps).")] = None,
+    out: OutOption = Path("results"),
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
+    set_: SetOption = None,
+    resume: Annotated[
+        bool, typer.Option("--resume/--force", help="Resume a batch, or start it over.")
+    ] = True,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the figures.")] = False,
+) -> None:
+    """Run a scenario's replicates and write results/<name>/<batch-id>/."""
+    overrides = _batch_overrides(replicates, seed, steps, set_)
+    _execute(scenario, overrides, None, out=out, workers=workers, scheduler=scheduler,
+             force=not resume, no_plots=no_plots)
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    grid: Annotated[
+        list[str] | None, typer.Option(help="path=v1,v2,... (repeatable; replaces sweep:).")
+    ] = None,
+    range_: Annotated[
+        list[str] | None,
+        typer.Option("--range", help="path=low:high (repeatable; replaces sweep:)."),
+    ] = None,
+    method: Annotated[str | None, typer.Option(help="grid | random | lhs | sobol")] = None,
+    samples: Annotated[int | None, typer.Option(help="Points for random/lhs/sobol.")] = None,
+    replicates: Annotated[int | None, typer.Option(help="Replicates per point.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Root seed.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Steps.")] = None,
+    out: OutOption = Path("results"),
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
+    set_: SetOption = None,
+    resume: Annotated[bool, typer.Option("--resume/--force")] = True,
+    no_plots: Annotated[bool, typer.Option("--no-plots")] = False,
+) -> None:
+    """Run a parameter sweep: the scenario's sweep: block, or --grid / --range options."""
+    from .sweep import SweepError, expand, parse_grid_option, parse_range_option
+
+    overrides = _batch_overrides(replicates, seed, steps, set_)
+    base = _load(scenario, overrides)
+    params: dict[str, Any] = {}
+    try:
+        if grid or range_:
+            for g in grid or []:
+                k, values = parse_grid_option(g)
+                params[k] = values
+            for r in range_ or []:
+                k, bounds = parse_range_option(r)
+                params[k] = bounds
+            chosen = method or ("grid" if grid and not range_ else "lhs")
+            n = samples or 16
+        elif base.sweep is not None:
+            for k, v in base.sweep.parameters.items():
+                params[k] = (v.low, v.high) if hasattr(v, "low") else list(v)
+            chosen = method or base.sweep.method
+            n = samples or base.sweep.samples
+        else:
+            _fail(f"{scenario}: no sweep: block and no --grid/--range option")
+        if chosen not in ("grid", "random", "lhs", "sobol"):
+            raise SweepError(f"--method must be grid, random, lhs or sobol (got {chosen!r})")
+        points = expand(chosen, params, n, base.runs.seed)
+    except SweepError as exc:
+        _fail(f"error: {exc}")
+    _execute(scenario, overrides, points, out=out, workers=workers, scheduler=scheduler,
+             force=not resume, no_plots=no_plots)
+
+
+@app.command()
+def plot(
+    results: Annotated[Path, typer.Argument(help="A results folder.")],
+    kind: Annotated[list[str] | None, typer.Option(help="Figure kind (repeatable).")] = None,
+    format_: Annotated[
+        list[str] | None, typer.Option("--format", help="png, svg or pdf (repeatable).")
+    ] = None,
+) -> None:
+    """(Re)draw the figures of a results folder into its plots/."""
+    from rich.console import Console
+
+    from .store import StoreError, open_results
+
+    try:
+        open_results(results)
+        written = _plots(results, kind or None, format_ or ["png"], Console(stderr=True))
+    except (StoreError, ValueError) as exc:
+        _fail(f"error: {exc}")
+    for w in written:
+        typer.echo(str(w))
+
+
+@app.command()
+def compare(
+    results: Annotated[list[Path], typer.Argument(help="Two or more results folders.")],
+    labels: Annotated[str | None, typer.Option(help="Comma-separated labels.")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/compare"),
+    format_: Annotated[list[str] | None, typer.Option("--format")] = None,
+) -> None:
+    """Overlay spillover curves of several results folders and tabulate their differences."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .compare import compare_results
+    from .store import StoreError, open_results
+
+    names = labels.split(",") if labels else None
+    try:
+        if len(results) < 2:
+            raise ValueError("compare needs at least two results folders")
+        if names is not None and len(names) != len(results):
+            raise ValueError(f"--labels has {len(names)} labels for {len(results)} folders")
+        for r in results:
+            open_results(r)
+        summary = compare_results(results, names, out, formats=format_ or ["png"])
+    except (StoreError, ValueError) as exc:
+        _fail(f"error: {exc}")
+    typer.echo(f"Comparison written to {out}")
+    if isinstance(summary, dict):
+        for key, value in summary.items():
+            if isinstance(value, str | Path):
+                typer.echo(f"  {key}: {value}")
+
+
+def main() -> None:
+    """Entry point of the ``diffusion-sim`` command."""
+    try:
+        app()
+    except UserError as exc:  # pragma: no cover - commands raise typer.Exit themselves
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
