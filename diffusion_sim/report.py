@@ -1,0 +1,236 @@
+"""Figures for one results folder: read the tables, draw, write ``<dir>/plots/``.
+
+The folder layout is DESIGN.md section 3 (``events.parquet``, ``runs.parquet`` and
+``series.parquet`` are single files or directories of ``part-*.parquet`` files; ``world.json``,
+``manifest.json``). Every figure is rebuilt from ``events.parquet`` and ``world.json``; the
+runs table adds runs without events and the swept parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from diffusion_sim import analysis, plots
+
+__all__ = ["KINDS", "Results", "applicable_kinds", "plot_results", "read_results", "save_figure"]
+
+log = logging.getLogger(__name__)
+
+#: Figure kinds ``plot_results`` can draw, in the order it draws them.
+KINDS: tuple[str, ...] = (
+    "spillover",
+    "regions",
+    "depth",
+    "channels",
+    "hr_exposure",
+    "buildup",
+    "network",
+    "sweep",
+)
+
+
+@dataclass(frozen=True)
+class Results:
+    """The tables of one results folder (events of failed runs left out)."""
+
+    path: Path
+    events: pd.DataFrame
+    runs: pd.DataFrame | None
+    world: dict[str, Any]
+    manifest: dict[str, Any]
+
+    @property
+    def scenario(self) -> str:
+        """Scenario name from the manifest, else the folder name."""
+        return str(self.manifest.get("scenario") or self.path.name)
+
+    @property
+    def sweep_parameters(self) -> list[str]:
+        """Swept dotted paths that have a ``param:`` column and more than one value."""
+        if self.runs is None:
+            return []
+        listed = [str(p) for p in self.world.get("sweep_parameters") or []]
+        columns = analysis.param_columns(self.runs)
+        names = listed or [c.removeprefix("param:") for c in columns]
+        return [
+            p
+            for p in names
+            if f"param:{p}" in self.runs and self.runs[f"param:{p}"].nunique(dropna=True) > 1
+        ]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: missing (not a results folder?)") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_results(results_dir: Path) -> Results:
+    """Read a results folder; raise ``FileNotFoundError`` / ``ValueError`` with the path."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such results folder")
+    world = _read_json(root / "world.json")
+    for key in ("time", "states", "mechanisms"):
+        if key not in world:
+            raise ValueError(f"{root / 'world.json'}: missing key {key!r}")
+    manifest = _read_json(root / "manifest.json") if (root / "manifest.json").exists() else {}
+    events_path = root / "events.parquet"
+    if not events_path.exists():
+        raise FileNotFoundError(f"{events_path}: missing (has the batch written any run yet?)")
+    events = pd.read_parquet(events_path)
+    runs_path = root / "runs.parquet"
+    runs = pd.read_parquet(runs_path) if runs_path.exists() else None
+    if runs is not None and "status" in runs:
+        ok = runs.loc[runs["status"] == "ok", "run_id"]
+        events = events[events["run_id"].isin(ok)]
+    return Results(root, events.reset_index(drop=True), runs, world, manifest)
+
+
+def applicable_kinds(results: Results) -> list[str]:
+    """The kinds that have something to show for this folder."""
+    kinds = analysis.mechanism_kinds(results.world)
+    has_bilateral = "bilateral" in kinds.values()
+    regions = {s.get("region", "all") for s in results.world["states"]}
+    ok = {
+        "spillover": True,
+        "regions": len(regions) > 1,
+        "depth": True,
+        "channels": True,
+        "hr_exposure": has_bilateral,
+        "buildup": True,
+        "network": has_bilateral,
+        "sweep": bool(results.sweep_parameters),
+    }
+    return [k for k in KINDS if ok[k]]
+
+
+def _check_formats(formats: Sequence[str]) -> list[str]:
+    supported = Figure().canvas.get_supported_filetypes()
+    chosen = [f.lower().lstrip(".") for f in formats]
+    bad = [f for f in chosen if f not in supported]
+    if bad or not chosen:
+        raise ValueError(
+            f"unknown figure format(s) {bad or list(formats)}; choose from {sorted(supported)}"
+        )
+    return chosen
+
+
+def save_figure(fig: Figure, stem: Path, formats: Sequence[str], dpi: int = 150) -> list[Path]:
+    """Write ``stem.<fmt>`` for each format, each to a temporary name then renamed."""
+    written = []
+    for fmt in _check_formats(formats):
+        final = stem.with_name(f"{stem.name}.{fmt}")
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+        try:
+            fig.savefig(tmp, format=fmt, dpi=dpi)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        written.append(final)
+    return written
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "param"
+
+
+def _sweep_figures(results: Results) -> list[tuple[str, Figure]]:
+    assert results.runs is not None
+    summary = analysis.summarise_runs(results.events, results.world, results.runs)
+    params = results.sweep_parameters
+    keep = ["run_id", *[f"param:{p}" for p in params]]
+    summary = summary.merge(results.runs[keep], on="run_id", how="left")
+    kinds = analysis.mechanism_kinds(results.world)
+    metrics = [
+        f"{m}:final_agreements" if k == "bilateral" else f"{m}:final_share"
+        for m, k in kinds.items()
+    ] + ["spillover_ratio"]
+    figures = []
+    for param in params:
+        fig = Figure(
+            figsize=(4.6 * min(len(metrics), 3), 3.9 * -(-len(metrics) // 3)), layout="constrained"
+        )
+        grid = fig.subplots(-(-len(metrics) // 3), min(len(metrics), 3), squeeze=False)
+        for ax in grid.ravel()[len(metrics) :]:
+            ax.set_visible(False)
+        for ax, metric in zip(grid.ravel(), metrics, strict=False):
+            plots.plot_sweep_response(summary, param, metric, results.world, ax=ax)
+        fig.suptitle(f"Sweep response to {param} ({results.scenario})")
+        figures.append((f"sweep_{_slug(param)}", fig))
+    if len(params) >= 2:
+        fig = plots.plot_sweep_heatmap(
+            summary, params[0], params[1], "spillover_ratio", results.world
+        )
+        figures.append(("sweep_heatmap", fig))
+    return figures
+
+
+def plot_results(
+    results_dir: Path,
+    kinds: Sequence[str] | None = None,
+    formats: Sequence[str] = ("png",),
+) -> list[Path]:
+    """Draw the figures of a results folder into ``<results_dir>/plots/``.
+
+    Args:
+        results_dir: a results folder (DESIGN.md section 3).
+        kinds: figure kinds from ``KINDS``; ``None`` draws every kind that applies (regions
+            with more than one region, human-rights exposure and network with a bilateral
+            mechanism, sweep with swept parameters). A requested kind that does not apply is
+            skipped with a log message.
+        formats: file formats matplotlib can write (``png``, ``svg``, ``pdf``, ...).
+
+    Returns:
+        The files written, in drawing order.
+
+    Raises:
+        ValueError: an unknown kind or format (the message lists the valid ones).
+    """
+    if kinds is not None:
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            raise ValueError(f"unknown plot kind(s) {unknown}; valid kinds: {', '.join(KINDS)}")
+    _check_formats(formats)
+    results = read_results(Path(results_dir))
+    applicable = applicable_kinds(results)
+    wanted = list(dict.fromkeys(kinds)) if kinds is not None else applicable
+    ev, world, runs = results.events, results.world, results.runs
+    draw: dict[str, Callable[[], list[tuple[str, Figure]]]] = {
+        "spillover": lambda: [("spillover", plots.plot_spillover(ev, world, runs))],
+        "regions": lambda: [("regions", plots.plot_regions(ev, world, runs))],
+        "depth": lambda: [("depth", plots.plot_depth(ev, world, runs))],
+        "channels": lambda: [("channels", plots.plot_channels(ev, world, runs))],
+        "hr_exposure": lambda: [("hr_exposure", plots.plot_hr_exposure(ev, world, runs))],
+        "buildup": lambda: [("buildup", plots.plot_buildup(ev, world, runs))],
+        "network": lambda: [("network", plots.plot_network(ev, world))],
+        "sweep": lambda: _sweep_figures(results),
+    }
+    out_dir = results.path / "plots"
+    out_dir.mkdir(exist_ok=True)
+    written: list[Path] = []
+    for kind in KINDS:
+        if kind not in wanted:
+            continue
+        if kind not in applicable:
+            log.info("skipping %s plot: it does not apply to %s", kind, results.path)
+            continue
+        for name, fig in draw[kind]():
+            written += save_figure(fig, out_dir / name, formats)
+    return written
