@@ -423,7 +423,10 @@ def plot_channels(
         panels[0].set_axis_off()
     if used:
         fig.legend(
-            handles=list(used.values()), loc="outside right center", fontsize=9, title="Channel"
+            handles=[used[c] for c in CHANNEL_STYLE if c in used],
+            loc="outside right center",
+            fontsize=9,
+            title="Channel",
         )
     fig.suptitle("Channel contributions to adoptions (share of linear predictor, excl. intercept)")
     return fig

@@ -172,7 +172,8 @@ def _sweep_figures(results: Results) -> list[tuple[str, Figure]]:
             ax.set_visible(False)
         for ax, metric in zip(grid.ravel(), metrics, strict=False):
             plots.plot_sweep_response(summary, param, metric, results.world, ax=ax)
-        fig.suptitle(f"Sweep response to {param} ({results.scenario})")
+        pooled = " (other swept parameters pooled)" if len(params) > 1 else ""
+        fig.suptitle(f"Sweep response to {param}{pooled}: {results.scenario}")
         figures.append((f"sweep_{_slug(param)}", fig))
     if len(params) >= 2:
         fig = plots.plot_sweep_heatmap(
