@@ -12,6 +12,7 @@ value at year ``y`` is the state after the step that covers ``[y, y + 1)``.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -85,6 +86,7 @@ CHANNEL_STYLE: dict[str, tuple[str, str]] = {
     "intercept": ("#FFFFFF", "--"),
 }
 
+_SCENARIO_STYLES = ("-", "--", "-.", ":")
 _BAND_ALPHA = {"p90": 0.15, "p50": 0.35}
 _TITLE_SIZE = 11
 
@@ -97,6 +99,11 @@ def _label(world: Mapping[str, Any], mechanism: str) -> str:
         if m["id"] == mechanism:
             return str(m.get("label") or m["id"])
     return mechanism
+
+
+def _title(text: str, width: int = 52) -> str:
+    """Wrap a panel title so long mechanism labels are not clipped."""
+    return textwrap.fill(text, width)
 
 
 def _unit_label(kind: str) -> str:
@@ -261,7 +268,7 @@ def plot_spillover(
             linestyle="--",
         )
         draw_observed(ax, world, mech)
-        ax.set_title(_label(world, mech), fontsize=_TITLE_SIZE)
+        ax.set_title(_title(_label(world, mech)), fontsize=_TITLE_SIZE)
         ax.set_ylabel(f"{_unit_label(kinds[mech])} (count)")
         ax.set_ylim(bottom=0)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -406,7 +413,7 @@ def plot_channels(
             )
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_ylim(min(-0.05, down.min() - 0.05), 1.02)
-        ax.set_title(_label(world, mech), fontsize=_TITLE_SIZE)
+        ax.set_title(_title(_label(world, mech)), fontsize=_TITLE_SIZE)
         ax.set_ylabel("Signed share of predictor")
         _year_axis(ax, world)
         start = float(world["time"]["start"])
@@ -793,10 +800,16 @@ def plot_comparison(
     for ax, mech in zip(panels, mechanisms, strict=True):
         for i, (label, table) in enumerate(curves.items()):
             summary = analysis.bands(table[table["mechanism"] == mech], value)
-            draw_bands(ax, summary, SERIES_COLOURS[i % len(SERIES_COLOURS)], label)
+            draw_bands(
+                ax,
+                summary,
+                SERIES_COLOURS[i % len(SERIES_COLOURS)],
+                label,
+                linestyle=_SCENARIO_STYLES[i % len(_SCENARIO_STYLES)],
+            )
         if observed and value == "total":
             draw_observed(ax, world, mech)
-        ax.set_title(f"{_label(world, mech)} ({what})", fontsize=_TITLE_SIZE)
+        ax.set_title(f"{_title(_label(world, mech))}\n({what})", fontsize=_TITLE_SIZE)
         ax.set_ylabel(f"{_unit_label(kinds[mech])} (count)")
         ax.set_ylim(bottom=0)
         _year_axis(ax, world)
