@@ -538,11 +538,11 @@ class Kernel:
         gen = self.generation_b
         low = np.minimum(gen[a, rep, k], gen[b, rep, k])
         depth = np.where(np.isfinite(low), low + 1.0, 1.0)
+        fresh = np.full(gen.shape, _INF)
         for party in (a, b):
             unset = ~np.isfinite(gen[party, rep, k])
-            fresh = np.full(gen.shape, _INF)
             np.minimum.at(fresh, (party[unset], rep[unset], k[unset]), depth[unset])
-            np.minimum(gen, fresh, out=gen, where=~np.isfinite(gen))
+        np.minimum(gen, fresh, out=gen, where=~np.isfinite(gen))
         self.agreement[dyad, rep, k] = True
         self.tcn_step[dyad, rep, k] = tcn_step
         return depth
