@@ -845,6 +845,10 @@ class Parts:
     sweep: Sweep | None = None
     #: (index, id) of every list item with a string id, valid or not (for duplicate ids).
     raw_ids: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    #: generate's distributions that validated, by attribute.
+    distributions: dict[str, Distribution] = field(default_factory=dict)
+    #: (index, raw edges) of layers that failed validation, to check their endpoints anyway.
+    raw_edges: list[tuple[int, list[Any]]] = field(default_factory=list)
 
     @classmethod
     def of(cls, s: Scenario) -> Parts:
@@ -862,6 +866,11 @@ class Parts:
             events=list(enumerate(s.events)),
             observed=list(enumerate(s.observed)),
             sweep=s.sweep,
+            distributions={
+                a: getattr(s.generate, a)
+                for a in ("human_rights", "openness", "pressure")
+                if s.generate is not None and isinstance(getattr(s.generate, a), Distribution)
+            },
         )
 
     @classmethod
@@ -907,6 +916,18 @@ class Parts:
             "mechanisms", Mechanism
         )
         parts.networks, parts.networks_unknown, parts.networks_known = items("networks", Network)
+        valid = {j for j, _ in parts.networks}
+        raw_networks = raw.get("networks")
+        for j, net in enumerate(raw_networks if isinstance(raw_networks, list) else []):
+            if j not in valid and isinstance(net, dict) and isinstance(net.get("edges"), list):
+                parts.raw_edges.append((j, net["edges"]))
+        gen = raw.get("generate")
+        if isinstance(gen, dict):
+            for attr in ("human_rights", "openness", "pressure"):
+                if isinstance(gen.get(attr), dict):
+                    dist = one(Distribution, gen[attr])
+                    if dist is not None:
+                        parts.distributions[attr] = dist
         parts.has_states = raw.get("states") is not None
         parts.has_generate = raw.get("generate") is not None
         if parts.has_states:
@@ -1018,18 +1039,18 @@ def check_parts(parts: Parts, resolved: Mapping[str, Any] | None = None) -> list
         return mechanisms.get(ident)
 
     # generate
+    for attr, (lo, hi) in (
+        ("human_rights", (0.0, 1.0)),
+        ("openness", (0.0, 1.0)),
+        ("pressure", (0.0, math.inf)),
+    ):
+        dist = parts.distributions.get(attr)
+        if dist is not None and dist.distribution == "uniform":
+            if typing.cast(float, dist.low) < lo:
+                add(("generate", attr, "low"), f"must be >= {lo:g} for {attr}")
+            if typing.cast(float, dist.high) > hi:
+                add(("generate", attr, "high"), f"must be <= {hi:g} for {attr}")
     if generate is not None:
-        for attr, (lo, hi) in (
-            ("human_rights", (0.0, 1.0)),
-            ("openness", (0.0, 1.0)),
-            ("pressure", (0.0, math.inf)),
-        ):
-            dist = getattr(generate, attr)
-            if isinstance(dist, Distribution) and dist.distribution == "uniform":
-                if typing.cast(float, dist.low) < lo:
-                    add(("generate", attr, "low"), f"must be >= {lo} for {attr}")
-                if typing.cast(float, dist.high) > hi:
-                    add(("generate", attr, "high"), f"must be <= {hi} for {attr}")
         if generate.sponsors > generate.n:
             add(
                 ("generate", "sponsors"),
@@ -1103,6 +1124,15 @@ def check_parts(parts: Parts, resolved: Mapping[str, Any] | None = None) -> list
                 if ident in seen:
                     add(("networks", j, "groups", group, e), f"'{ident}' is listed twice")
                 seen.add(ident)
+
+    for j, raw_edges in parts.raw_edges:
+        for e, edge in enumerate(raw_edges):
+            if isinstance(edge, list) and len(edge) in (2, 3):
+                for end in (0, 1):
+                    if isinstance(edge[end], str):
+                        state_ref(("networks", j, "edges", e, end), edge[end])
+                if isinstance(edge[0], str) and edge[0] == edge[1]:
+                    add(("networks", j, "edges", e), f"self-loop {edge[0]}-{edge[1]}")
 
     # diffusion
     if parts.diffusion is not None:

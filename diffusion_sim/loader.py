@@ -177,6 +177,8 @@ class _Context:
     overridden: dict[Loc, str] = field(default_factory=dict)
     #: locs of list blocks read from CSV: ('states',) or ('networks', j, 'edges').
     csv_blocks: set[Loc] = field(default_factory=set)
+    #: locs already reported by the loader (pydantic errors there are dropped).
+    reported: set[Loc] = field(default_factory=set)
     #: blocks whose file could not be read: references into them are not checked.
     unreadable: set[str] = field(default_factory=set)
     sources: dict[str, str] = field(default_factory=dict)
@@ -603,12 +605,14 @@ def _states_from_csv(
                     problems.append(
                         Problem(display, line, f"states.{name}", f"empty cell in column '{found}'")
                     )
+                    ctx.reported.add(("states", i, name))
                     item[name] = None
                 continue
             item[name] = cell
         if scalar is not None:
             item["openness"] = row[scalar] if row[scalar] != "" else None
             if row[scalar] == "":
+                ctx.reported.add(("states", i, "openness"))
                 problems.append(
                     Problem(display, line, "states.openness", f"empty cell in column '{scalar}'")
                 )
@@ -659,6 +663,7 @@ def _edges_from_csv(
                 if name == "weight":
                     cell = "1"
                 else:
+                    ctx.reported.add((*loc, "edges", k, len(edge)))
                     problems.append(
                         Problem(display, line, f"{where}.{name}", f"empty cell in column '{col}'")
                     )
@@ -697,7 +702,8 @@ def _validate(raw: dict[str, Any], ctx: _Context) -> tuple[Scenario | None, list
             continue  # its file could not be read: that problem is already reported
         problems.append(_problem(ctx, loc, message))
 
-    if scenario is not None and not problems and scenario.sweep is not None:
+    outside_sweep = [p for p in problems if not p.path.startswith("sweep")]
+    if scenario is not None and not outside_sweep and scenario.sweep is not None:
         problems.extend(_check_sweep_values(raw, scenario, ctx))
     if problems:
         return None, problems
@@ -719,8 +725,7 @@ def _check_sweep_values(raw: dict[str, Any], scenario: Scenario, ctx: _Context) 
             data = copy.deepcopy(base)
             _done, failed = _apply(data, [(path, value)])
             if failed:
-                problems.append(_problem(ctx, loc, failed[0][2]))
-                break
+                break  # the path itself is reported by check_parts
             sub = _Context(file=ctx.file)
             _result, bad = _validate(data, sub)
             if bad:
@@ -763,6 +768,8 @@ def _pydantic_problems(exc: ValidationError, raw: Any, prefix: Loc, ctx: _Contex
     problems = []
     for err in exc.errors(include_url=False):
         loc = _data_loc(err["loc"], raw, err["type"])
+        if (*prefix, *loc) in ctx.reported:
+            continue
         problems.append(_problem(ctx, (*prefix, *loc), _message(err, raw, loc)))
     return problems
 
