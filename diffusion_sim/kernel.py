@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .layers import EdgeLayer, Layer, MembershipLayer
+from .layers import EdgeLayer, Layer
 from .world import NO_TCN, World
 
 CONTRIBUTIONS = (
@@ -39,6 +39,8 @@ CONTRIBUTIONS = (
     "human_rights",
     "pressure",
 )
+CHANNELS_U = ("emulation", "learning", "competition", "conditionality")
+BILATERAL_TERMS = ("demand", "conditionality", "chain", "emulation", "hr_gap", "openness")
 ADOPT, REVOKE = 0, 1
 _INF = np.inf
 
@@ -101,8 +103,21 @@ class KernelResult:
 class Kernel:
     """State and step of ``len(seeds)`` replicates of one world."""
 
-    def __init__(self, world: World, seeds: Sequence[np.random.SeedSequence]) -> None:
+    def __init__(
+        self,
+        world: World,
+        seeds: Sequence[np.random.SeedSequence],
+        history: History | None = None,
+    ) -> None:
         self.world = world
+        self._history = history
+        self.loglik = 0.0
+        self._uni_weight_cache: dict[str, np.ndarray] = {}
+        if history is not None:
+            if len(seeds) != 1:
+                raise ValueError("replaying a history needs exactly one replicate")
+            if any(m.revocation_rate > 0 for m in world.mechanisms):
+                raise ValueError("the exact likelihood does not cover revocable mechanisms yet")
         self.generators = [np.random.Generator(np.random.PCG64(s)) for s in seeds]
         w = world
         n, r = w.n, len(seeds)
@@ -147,9 +162,7 @@ class Kernel:
         self._a_bound = ~(w.sponsor[dy.a] & ~w.sponsor[dy.b])
         self._b_bound = ~(w.sponsor[dy.b] & ~w.sponsor[dy.a])
         g = len(w.regions)
-        self._region_sum = sp.csr_array(
-            (np.ones(n), (w.region_of, np.arange(n))), shape=(g, n)
-        )
+        self._region_sum = sp.csr_array((np.ones(n), (w.region_of, np.arange(n))), shape=(g, n))
         region_size = np.bincount(w.region_of, minlength=g)
         self._region_size = region_size
         in_region_a = sp.csr_array((np.ones(d), (w.region_of[dy.a], np.arange(d))), shape=(g, d))
@@ -242,16 +255,17 @@ class Kernel:
     def step(self) -> None:
         """One synchronous step (DESIGN.md section 1, process 1-6)."""
         self._apply_events()
-        u = self._uniforms()
         r = self.n_replicates
         n, mu, d, mb = self.world.n, len(self.uni), len(self.world.dyads), len(self.bil)
-        u_uni = u[:, : n * mu].reshape(r, n, mu).transpose(1, 0, 2)
-        u_bil = u[:, n * mu : n * mu + d * mb].reshape(r, d, mb).transpose(1, 0, 2)
-        rev_uni = rev_bil = None
-        if self._any_revocable:
-            off = n * mu + d * mb
-            rev_uni = u[:, off : off + n * mu].reshape(r, n, mu).transpose(1, 0, 2)
-            rev_bil = u[:, off + n * mu :].reshape(r, d, mb).transpose(1, 0, 2)
+        u_uni = u_bil = rev_uni = rev_bil = None
+        if self._history is None:
+            u = self._uniforms()
+            u_uni = u[:, : n * mu].reshape(r, n, mu).transpose(1, 0, 2)
+            u_bil = u[:, n * mu : n * mu + d * mb].reshape(r, d, mb).transpose(1, 0, 2)
+            if self._any_revocable:
+                off = n * mu + d * mb
+                rev_uni = u[:, off : off + n * mu].reshape(r, n, mu).transpose(1, 0, 2)
+                rev_bil = u[:, off + n * mu :].reshape(r, d, mb).transpose(1, 0, 2)
         # Every hazard is computed from the state at the start of the step (synchronous update).
         new_uni = self._unilateral_step(u_uni) if mu else None
         new_bil = self._bilateral_step(u_bil) if mb and d else None
@@ -265,6 +279,36 @@ class Kernel:
             self._update_flows()
         self._record_series()
         self.t += 1
+
+    def _score(self, p: np.ndarray, at_risk: np.ndarray, new: np.ndarray, what: str) -> None:
+        """Add this step's log-likelihood of the replayed history (Berry & Berry 1990: each
+        unit at risk contributes log p if it adopted, log(1 - p) if not)."""
+        impossible = new & ~at_risk
+        if impossible.any():
+            raise ZeroProbabilityError(
+                self._describe(np.argwhere(impossible)[0], what, "is not at risk")
+            )
+        took = p[new]
+        if (took <= 0).any():
+            first = np.argwhere(new & (p <= 0))[0]
+            raise ZeroProbabilityError(self._describe(first, what, "has probability 0"))
+        stay = at_risk & ~new
+        if (p[stay] >= 1).any():
+            first = np.argwhere(stay & (p >= 1))[0]
+            raise ZeroProbabilityError(
+                self._describe(first, what, "not happening has probability 0")
+            )
+        self.loglik += float(np.log(took).sum() + np.log1p(-p[stay]).sum())
+
+    def _describe(self, where: np.ndarray, what: str, reason: str) -> str:
+        w = self.world
+        date = w.date_of(self.t)
+        if what == "agreement":
+            dyad, _, k = (int(x) for x in where)
+            a, b = w.ids[w.dyads.a[dyad]], w.ids[w.dyads.b[dyad]]
+            return f"observed {self.bil[k].id} {a}-{b} in {date:g} {reason}"
+        i, _, k = (int(x) for x in where)
+        return f"observed {self.uni[k].id} by {w.ids[i]} in {date:g} {reason}"
 
     def run(self, steps: int | None = None) -> KernelResult:
         for _ in range(self.world.steps if steps is None else steps):
@@ -327,66 +371,86 @@ class Kernel:
 
     # -- 2-4. unilateral mechanisms ------------------------------------------------------------
 
-    def _unilateral_step(self, u: np.ndarray) -> tuple[np.ndarray, ...] | None:
+    def _uni_weights(self, name: str) -> np.ndarray:
+        if name in self._uni_weight_cache:
+            return self._uni_weight_cache[name]
+        if name in CHANNELS_U:
+            w = np.array([m.channel_weight[name] for m in self.uni])
+        else:
+            w = np.array([m.covariate_weight[name] for m in self.uni])
+        self._uni_weight_cache[name] = w
+        return w
+
+    def _unilateral_terms(self) -> dict[str, np.ndarray]:
+        """Unweighted channel exposures E, L, C, K, each broadcastable to (n, R, Mu)."""
         w = self.world
         n, r, mu = self.adopted.shape
         a = self.adopted.astype(np.float64)
         flat = a.reshape(n, r * mu)
-        terms: dict[str, np.ndarray] = {}
         spec0 = self.uni[0]
-
-        def weights(name: str) -> np.ndarray:
-            return np.array([m.channel_weight[name] for m in self.uni])
-
+        terms: dict[str, np.ndarray] = {}
         layer = self._layer(spec0.channel_layer["emulation"])
-        if layer is not None and weights("emulation").any():
+        if layer is not None and self._uni_weights("emulation").any():
             terms["emulation"] = layer.mean_over_neighbours(flat).reshape(n, r, mu)
         layer = self._layer(spec0.channel_layer["learning"])
-        if layer is not None and weights("learning").any():
-            success = self._success()
-            terms["learning"] = layer.mean_over_neighbours((a * success).reshape(n, r * mu))
-            terms["learning"] = terms["learning"].reshape(n, r, mu)
-        if weights("competition").any():
+        if layer is not None and self._uni_weights("learning").any():
+            weighted = (a * self._success()).reshape(n, r * mu)
+            terms["learning"] = layer.mean_over_neighbours(weighted).reshape(n, r, mu)
+        if self._uni_weights("competition").any():
             if w.flows is not None:
-                terms["competition"] = np.broadcast_to(
-                    self._deflected_share[:, :, None], (n, r, mu)
-                )
+                terms["competition"] = self._deflected_share[:, :, None]
             else:
                 layer = self._layer(spec0.channel_layer["competition"])
                 if layer is not None:
                     terms["competition"] = layer.mean_over_neighbours(flat).reshape(n, r, mu)
         layer = self._layer(spec0.channel_layer["conditionality"])
-        if layer is not None and weights("conditionality").any():
+        if layer is not None and self._uni_weights("conditionality").any():
             terms["conditionality"] = self._conditionality(layer, a)
+        terms["openness"] = self.openness[:, None, None]
+        terms["human_rights"] = self.human_rights[:, None, None]
+        terms["pressure"] = self.pressure[:, :, None]
+        return terms
 
-        eta = np.broadcast_to(self._alpha_u, (n, r, mu)).copy()
+    def _unilateral_step(self, u: np.ndarray | None) -> tuple[np.ndarray, ...] | None:
+        """Hazards of every (state, replicate, mechanism) not yet adopted; draw or replay."""
+        n, r, mu = self.adopted.shape
+        terms = self._unilateral_terms()
+        eta = np.empty((n, r, mu))
+        eta[...] = self._alpha_u
         for name, x in terms.items():
-            eta += weights(name) * x
-        cov = {
-            "openness": self.openness[:, None, None],
-            "human_rights": self.human_rights[:, None, None],
-            "pressure": self.pressure[:, :, None],
-        }
-        for name, x in cov.items():
-            b = np.array([m.covariate_weight[name] for m in self.uni])
+            b = self._uni_weights(name)
             if b.any():
                 eta += b * x
-        p = hazard(eta, w.link)
-        new = (u < p) & ~self.adopted
+        p = hazard(eta, self.world.link)
+        at_risk = ~self.adopted
+        if self._history is None:
+            assert u is not None
+            new = (u < p) & at_risk
+        else:
+            new = self._history.unilateral(self.t, at_risk.shape)
+            self._score(p, at_risk, new, "adoption")
         idx = np.nonzero(new)
         if len(idx[0]) == 0:
             return None
-        contrib = {"c_intercept": self._alpha_u[idx[2]]}
-        for name in ("emulation", "learning", "competition", "conditionality"):
+        k = idx[2]
+        contrib = {"c_intercept": self._alpha_u[k]}
+        for name in (
+            "emulation",
+            "learning",
+            "competition",
+            "conditionality",
+            "openness",
+            "human_rights",
+            "pressure",
+        ):
             x = terms.get(name)
             contrib[f"c_{name}"] = (
-                weights(name)[idx[2]] * x[idx] if x is not None else np.zeros(len(idx[0]))
+                self._uni_weights(name)[k] * np.broadcast_to(x, (n, r, mu))[idx]
+                if x is not None
+                else np.zeros(len(k))
             )
-        for name, x in cov.items():
-            b = np.array([m.covariate_weight[name] for m in self.uni])
-            contrib[f"c_{name}"] = b[idx[2]] * np.broadcast_to(x, (n, r, mu))[idx]
         for name in ("demand", "chain", "hr_gap"):
-            contrib[f"c_{name}"] = np.zeros(len(idx[0]))
+            contrib[f"c_{name}"] = np.zeros(len(k))
         return idx, eta[idx], contrib
 
     def _success(self) -> np.ndarray:
@@ -415,8 +479,11 @@ class Kernel:
         i, rep, k = idx
         spec0 = self.uni[0]
         layer_id = next(
-            (spec0.channel_layer[c] for c in ("emulation", "learning", "competition")
-             if spec0.channel_layer[c] is not None),
+            (
+                spec0.channel_layer[c]
+                for c in ("emulation", "learning", "competition")
+                if spec0.channel_layer[c] is not None
+            ),
             None,
         )
         # Chain depth: 1 + the lowest generation among adopted neighbours (1 if none adopted);
@@ -434,93 +501,120 @@ class Kernel:
         self.pressure_at_adoption[idx] = self.pressure[i, rep]
         self.generation_u[idx] = depth
         mech = np.array([m.index for m in self.uni])[k]
-        self._record_events(
-            replicate=rep, mechanism=mech, state=i, depth=depth, eta=eta, **contrib
-        )
+        self._record_events(replicate=rep, mechanism=mech, state=i, depth=depth, eta=eta, **contrib)
 
     # -- 2-4. bilateral mechanisms (agreements) ------------------------------------------------
 
-    def _bilateral_step(self, u: np.ndarray) -> tuple | None:
+    def _bilateral_terms(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Unweighted dyad terms for both orientations (a requests, b requests), each
+        broadcastable to (D, R, Mb): demand Q, conditionality K, chain R, emulation E,
+        human-rights gap and openness."""
         w, t = self.world, self.t
         dy = w.dyads
         d, r, mb = self.agreement.shape
         n = w.n
-        terms = w.bilateral_terms
+        weights = w.bilateral_terms
+        terms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         cand_layer = self.layers[w.candidate_layer] if w.candidate_layer else None
 
-        # Q: demand, s's share of r's inflow (current flows, or the candidate layer's weights).
-        if w.flows is not None:
-            f_ab = self._flow_ab @ self._flow  # (D, R): flow a -> b
-            f_ba = self._flow_ba @ self._flow
-            inflow = self._dest @ self._flow  # (n, R)
-            outflow = self._orig @ self._flow
-        else:
-            assert cand_layer is not None
-            f_ab = np.repeat(cand_layer.weights(dy.a, dy.b)[:, None], r, axis=1)
-            f_ba = np.repeat(cand_layer.weights(dy.b, dy.a)[:, None], r, axis=1)
-            inflow = np.repeat(_column_sums(cand_layer)[:, None], r, axis=1)
-            outflow = np.repeat(cand_layer.row_sums()[:, None], r, axis=1)
-        q_a = _ratio(f_ba, inflow[dy.a])  # a requests: b's share of a's inflow
-        q_b = _ratio(f_ab, inflow[dy.b])
-        transit_b_via_a = _ratio(f_ba, outflow[dy.b])  # migrants from b transit a
-        transit_a_via_b = _ratio(f_ab, outflow[dy.a])
+        need_flows = weights["demand"] or weights["chain"]
+        if need_flows:
+            # Q: demand, s's share of r's inflow (current flows, or the candidate layer).
+            if w.flows is not None:
+                f_ab = self._flow_ab @ self._flow  # (D, R): flow a -> b
+                f_ba = self._flow_ba @ self._flow
+                inflow = self._dest @ self._flow  # (n, R)
+                outflow = self._orig @ self._flow
+            else:
+                assert cand_layer is not None
+                f_ab = cand_layer.weights(dy.a, dy.b)[:, None]
+                f_ba = cand_layer.weights(dy.b, dy.a)[:, None]
+                inflow = _column_sums(cand_layer)[:, None]
+                outflow = cand_layer.row_sums()[:, None]
+        if weights["demand"]:
+            terms["demand"] = (
+                _ratio(f_ba, inflow[dy.a])[:, :, None],  # a requests: b's share of a's inflow
+                _ratio(f_ab, inflow[dy.b])[:, :, None],
+            )
+        if weights["conditionality"]:
+            cond_id = self.bil[0].channel_layer["conditionality"]
+            if cond_id is not None:
+                cl = self.layers[cond_id]
+                terms["conditionality"] = (
+                    (self.leverage[dy.a] * cl.shares(dy.b, dy.a))[:, None, None],
+                    (self.leverage[dy.b] * cl.shares(dy.a, dy.b))[:, None, None],
+                )
+        if weights["chain"]:
+            # R: the requesting side is bound by an active TCN clause (same mechanism) and
+            # migrants from the partner transit it.
+            active = self.agreement & (self.tcn_step != NO_TCN) & (self.tcn_step <= t)
+            flat = active.reshape(d, r * mb).astype(np.float64)
+            bound = (
+                (self._inc_a @ (flat * self._a_bound[:, None]))
+                + (self._inc_b @ (flat * self._b_bound[:, None]))
+            ).reshape(n, r, mb) > 0
+            terms["chain"] = (
+                bound[dy.a] * _ratio(f_ba, outflow[dy.b])[:, :, None],
+                bound[dy.b] * _ratio(f_ab, outflow[dy.a])[:, :, None],
+            )
+        if weights["emulation"]:
+            emul_id = self.bil[0].channel_layer["emulation"] or w.candidate_layer
+            holds = self._holds().astype(np.float64).reshape(n, r * mb)
+            e = self.layers[emul_id].mean_over_neighbours(holds).reshape(n, r, mb)
+            terms["emulation"] = (e[dy.b], e[dy.a])  # the partner's neighbours
+        if weights["hr_gap"]:
+            hr_a, hr_b = self.human_rights[dy.a], self.human_rights[dy.b]
+            terms["hr_gap"] = (
+                np.maximum(0.0, hr_a - hr_b)[:, None, None],
+                np.maximum(0.0, hr_b - hr_a)[:, None, None],
+            )
+        if weights["openness"]:
+            o = (0.5 * (self.openness[dy.a] + self.openness[dy.b]))[:, None, None]
+            terms["openness"] = (o, o)
+        return terms
 
-        # K: the requesting side's leverage times the partner's dependence on it.
-        cond_id = self.bil[0].channel_layer["conditionality"]
-        if cond_id is not None:
-            cl = self.layers[cond_id]
-            k_a = self.leverage[dy.a] * cl.shares(dy.b, dy.a)
-            k_b = self.leverage[dy.b] * cl.shares(dy.a, dy.b)
-        else:
-            k_a = k_b = np.zeros(d)
-
-        # R: chain, the requesting side is bound by an active TCN clause of the same mechanism.
-        active_tcn = self.agreement & (self.tcn_step != NO_TCN) & (self.tcn_step <= t)
-        flat = active_tcn.reshape(d, r * mb).astype(np.float64)
-        bound = (
-            (self._inc_a @ (flat * self._a_bound[:, None]))
-            + (self._inc_b @ (flat * self._b_bound[:, None]))
-        ).reshape(n, r, mb) > 0
-
-        # E: share of the partner's neighbours that already hold such an agreement.
-        emul_id = self.bil[0].channel_layer["emulation"] or w.candidate_layer
-        holds = self._holds().astype(np.float64)
-        e = self.layers[emul_id].mean_over_neighbours(holds.reshape(n, r * mb)).reshape(n, r, mb)
-
-        gap_a = np.maximum(0.0, self.human_rights[dy.a] - self.human_rights[dy.b])
-        gap_b = np.maximum(0.0, self.human_rights[dy.b] - self.human_rights[dy.a])
-        open_ab = 0.5 * (self.openness[dy.a] + self.openness[dy.b])
-
-        def side(q, k, chain_bound, transit, emul, gap):
-            parts = {
-                "demand": terms["demand"] * q[:, :, None],
-                "conditionality": terms["conditionality"] * k[:, None, None],
-                "chain": terms["chain"] * (chain_bound * transit[:, :, None]),
-                "emulation": terms["emulation"] * emul,
-                "hr_gap": terms["hr_gap"] * gap[:, None, None],
-                "openness": terms["openness"] * open_ab[:, None, None],
-            }
-            eta = self._alpha_b + sum(parts.values())
-            return np.broadcast_to(eta, (d, r, mb)), parts
-
-        eta_a, parts_a = side(q_a, k_a, bound[dy.a], transit_b_via_a, e[dy.b], gap_a)
-        eta_b, parts_b = side(q_b, k_b, bound[dy.b], transit_a_via_b, e[dy.a], gap_b)
+    def _bilateral_step(self, u: np.ndarray | None) -> tuple | None:
+        """Hazards of every open candidate dyad; the requesting side is the orientation with
+        the larger linear predictor; draw or replay."""
+        w, t = self.world, self.t
+        dy = w.dyads
+        d, r, mb = self.agreement.shape
+        terms = self._bilateral_terms()
+        weights = w.bilateral_terms
+        eta_a = np.empty((d, r, mb))
+        eta_a[...] = self._alpha_b
+        eta_b = eta_a.copy()
+        for name, (xa, xb) in terms.items():
+            eta_a += weights[name] * xa
+            eta_b += weights[name] * xb
         a_requests = eta_a >= eta_b
-        eta = np.where(a_requests, eta_a, eta_b)
+        eta = np.maximum(eta_a, eta_b, out=eta_a)
         p = hazard(eta, w.link)
-        open_now = dy.candidate_by_step[t][:, None, None] & ~dy.blocked_by_step[t][:, None, :]
-        new = (u < p) & open_now & ~self.agreement
+        at_risk = (dy.candidate_by_step[t][:, None] & ~dy.blocked_by_step[t])[:, None, :]
+        at_risk = at_risk & ~self.agreement
+        if self._history is None:
+            assert u is not None
+            new = (u < p) & at_risk
+        else:
+            new = self._history.bilateral(t, at_risk.shape)
+            self._score(p, at_risk, new, "agreement")
         idx = np.nonzero(new)
         if len(idx[0]) == 0:
             return None
         req = a_requests[idx]
         contrib = {"c_intercept": self._alpha_b[idx[2]]}
-        for name in ("demand", "conditionality", "chain", "emulation", "hr_gap", "openness"):
-            pa = np.broadcast_to(parts_a[name], (d, r, mb))[idx]
-            pb = np.broadcast_to(parts_b[name], (d, r, mb))[idx]
-            contrib[f"c_{name}"] = np.where(req, pa, pb)
+        for name in BILATERAL_TERMS:
+            if name in terms:
+                xa, xb = terms[name]
+                shape = (d, r, mb)
+                value = np.where(
+                    req, np.broadcast_to(xa, shape)[idx], np.broadcast_to(xb, shape)[idx]
+                )
+                contrib[f"c_{name}"] = weights[name] * value
+            else:
+                contrib[f"c_{name}"] = np.zeros(len(req))
         for name in ("learning", "competition", "human_rights", "pressure"):
-            contrib[f"c_{name}"] = np.zeros(len(idx[0]))
+            contrib[f"c_{name}"] = np.zeros(len(req))
         return idx, eta[idx], req, contrib
 
     def _conclude(
@@ -576,7 +670,10 @@ class Kernel:
             self.adopted[i, rep, k] = False
             mech = np.array([m.index for m in self.uni])[k]
             self._record_events(
-                replicate=rep, mechanism=mech, state=i, action=np.full(len(i), REVOKE),
+                replicate=rep,
+                mechanism=mech,
+                state=i,
+                action=np.full(len(i), REVOKE),
                 depth=self.generation_u[i, rep, k],
             )
         if rev_bil is None or not len(self.bil):
@@ -589,8 +686,12 @@ class Kernel:
             self.tcn_step[dyad, rep, k] = NO_TCN
             mech = np.array([m.index for m in self.bil])[k]
             self._record_events(
-                replicate=rep, mechanism=mech, state=dy.a[dyad], partner=dy.b[dyad],
-                action=np.full(len(dyad), REVOKE), return_flow=self.return_flow[dyad],
+                replicate=rep,
+                mechanism=mech,
+                state=dy.a[dyad],
+                partner=dy.b[dyad],
+                action=np.full(len(dyad), REVOKE),
+                return_flow=self.return_flow[dyad],
                 depth=np.zeros(len(dyad)),
             )
 
@@ -632,8 +733,13 @@ class Kernel:
         blocks: dict[str, list[np.ndarray]] = {
             k: []
             for k in (
-                "replicate", "mechanism", "region", "adopters", "agreements",
-                "beyond_sponsor", "mean_pressure",
+                "replicate",
+                "mechanism",
+                "region",
+                "adopters",
+                "agreements",
+                "beyond_sponsor",
+                "mean_pressure",
             )
         }
         mean_p = (self._region_sum @ self.pressure) / np.maximum(self._region_size, 1)[:, None]
@@ -677,6 +783,34 @@ class Kernel:
         cols["region"] = cols["region"].astype(np.int32)
         del n
         self.recorder.series.append(cols)
+
+
+class ZeroProbabilityError(ValueError):
+    """A replayed history that the model gives probability zero."""
+
+
+@dataclass
+class History:
+    """An observed adoption history to replay instead of drawing (the exact likelihood).
+
+    ``unilateral[t]`` lists ``(state, k)`` (k indexes the unilateral mechanisms),
+    ``bilateral[t]`` lists ``(dyad, k)`` (k indexes the bilateral mechanisms).
+    """
+
+    unilateral_by_step: dict[int, list[tuple[int, int]]]
+    bilateral_by_step: dict[int, list[tuple[int, int]]]
+
+    def unilateral(self, t: int, shape: tuple[int, ...]) -> np.ndarray:
+        out = np.zeros(shape, dtype=bool)
+        for i, k in self.unilateral_by_step.get(t, []):
+            out[i, 0, k] = True
+        return out
+
+    def bilateral(self, t: int, shape: tuple[int, ...]) -> np.ndarray:
+        out = np.zeros(shape, dtype=bool)
+        for dyad, k in self.bilateral_by_step.get(t, []):
+            out[dyad, 0, k] = True
+        return out
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -161,7 +161,9 @@ class MembershipLayer:
                 group_min[g] = values[members].min(axis=0)
         out = np.full(len(rows), np.inf)
         for q, (i, k) in enumerate(zip(rows, cols, strict=True)):
-            groups = self.membership.indices[self.membership.indptr[i] : self.membership.indptr[i + 1]]
+            groups = self.membership.indices[
+                self.membership.indptr[i] : self.membership.indptr[i + 1]
+            ]
             if len(groups):
                 out[q] = group_min[groups, k].min()
         return out

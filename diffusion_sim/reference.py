@@ -39,12 +39,18 @@ def _ties(layer: Layer) -> list[dict[int, float]]:
     if isinstance(layer, EdgeLayer):
         m = layer.matrix
         return [
-            {int(j): float(w) for j, w in zip(m.indices[m.indptr[i]:m.indptr[i + 1]],
-                                              m.data[m.indptr[i]:m.indptr[i + 1]], strict=True)}
+            {
+                int(j): float(w)
+                for j, w in zip(
+                    m.indices[m.indptr[i] : m.indptr[i + 1]],
+                    m.data[m.indptr[i] : m.indptr[i + 1]],
+                    strict=True,
+                )
+            }
             for i in range(n)
         ]
     g = layer.membership
-    groups_of = [set(g.indices[g.indptr[i]:g.indptr[i + 1]].tolist()) for i in range(n)]
+    groups_of = [set(g.indices[g.indptr[i] : g.indptr[i + 1]].tolist()) for i in range(n)]
     members: dict[int, list[int]] = {}
     for i, gs in enumerate(groups_of):
         for x in gs:
@@ -75,8 +81,14 @@ class ReferenceModel:
         self.gen = np.random.Generator(np.random.PCG64(seed))
         self.t = 0
         self.states = [
-            RefState(i, float(world.human_rights[i]), float(world.openness[i]),
-                     float(world.pressure[i]), float(world.leverage[i]), bool(world.sponsor[i]))
+            RefState(
+                i,
+                float(world.human_rights[i]),
+                float(world.openness[i]),
+                float(world.pressure[i]),
+                float(world.leverage[i]),
+                bool(world.sponsor[i]),
+            )
             for i in range(world.n)
         ]
         self.uni = world.unilateral
@@ -102,9 +114,7 @@ class ReferenceModel:
 
     def _holds(self, i: int, k: int) -> bool:
         dy = self.w.dyads
-        return any(
-            self.agreement[d][k] for d in range(len(dy)) if dy.a[d] == i or dy.b[d] == i
-        )
+        return any(self.agreement[d][k] for d in range(len(dy)) if dy.a[d] == i or dy.b[d] == i)
 
     def _success(self, j: int, k: int) -> float:
         if self.w.flows is None:
@@ -119,7 +129,9 @@ class ReferenceModel:
         eta = m.intercept
         held = lambda j: 1.0 if self.states[j].adopted[k] else 0.0  # noqa: E731
         if m.channel_layer["emulation"] and m.channel_weight["emulation"]:
-            eta += m.channel_weight["emulation"] * _share(self.ties[m.channel_layer["emulation"]], i, held)
+            eta += m.channel_weight["emulation"] * _share(
+                self.ties[m.channel_layer["emulation"]], i, held
+            )
         if m.channel_layer["learning"] and m.channel_weight["learning"]:
             eta += m.channel_weight["learning"] * _share(
                 self.ties[m.channel_layer["learning"]], i, lambda j: held(j) * self._success(j, k)
@@ -149,8 +161,11 @@ class ReferenceModel:
     def _flow_between(self, src: int, dst: int) -> float:
         fl = self.w.flows
         if fl is not None:
-            return sum(self.flow[e] for e in range(len(self.flow))
-                       if fl.origin[e] == src and fl.destination[e] == dst)
+            return sum(
+                self.flow[e]
+                for e in range(len(self.flow))
+                if fl.origin[e] == src and fl.destination[e] == dst
+            )
         return self.ties[self.w.candidate_layer][src].get(dst, 0.0)
 
     def _inflow(self, r: int) -> float:
@@ -188,22 +203,33 @@ class ReferenceModel:
         if m.channel_layer["conditionality"]:
             ties = self.ties[m.channel_layer["conditionality"]][s]
             cond = self.states[r].leverage * ratio(ties.get(r, 0.0), sum(ties.values()))
-        chain = (1.0 if self._bound(r, k) else 0.0) * ratio(self._flow_between(s, r), self._outflow(s))
+        chain = (1.0 if self._bound(r, k) else 0.0) * ratio(
+            self._flow_between(s, r), self._outflow(s)
+        )
         emul_layer = m.channel_layer["emulation"] or self.w.candidate_layer
         emul = _share(self.ties[emul_layer], s, lambda j: 1.0 if self._holds(j, k) else 0.0)
         hr_gap = max(0.0, self.states[r].human_rights - self.states[s].human_rights)
         openness = 0.5 * (self.states[r].openness + self.states[s].openness)
-        return (m.intercept + terms["demand"] * q + terms["conditionality"] * cond
-                + terms["chain"] * chain + terms["emulation"] * emul
-                + terms["hr_gap"] * hr_gap + terms["openness"] * openness)
+        return (
+            m.intercept
+            + terms["demand"] * q
+            + terms["conditionality"] * cond
+            + terms["chain"] * chain
+            + terms["emulation"] * emul
+            + terms["hr_gap"] * hr_gap
+            + terms["openness"] * openness
+        )
 
     def _conclude(self, concluded: list[tuple[int, int, int]], tcn_of) -> list[float]:
         """Depth = 1 + the lower generation of the parties (none: 1); generations are set at a
         party's first agreement, all agreements of the step seen from the start of the step."""
         dy = self.w.dyads
         depths = []
-        before = {(i, k): self.states[i].generation_b[k] for i in range(self.w.n)
-                  for k in range(len(self.bil))}
+        before = {
+            (i, k): self.states[i].generation_b[k]
+            for i in range(self.w.n)
+            for k in range(len(self.bil))
+        }
         for d, k, _ in concluded:
             low = min(before[(int(dy.a[d]), k)], before[(int(dy.b[d]), k)])
             depths.append(low + 1.0 if math.isfinite(low) else 1.0)
@@ -242,7 +268,8 @@ class ReferenceModel:
                 k = next(j for j, m in enumerate(self.bil) if m.index == ev.mechanism)
                 d = w.dyads.index[(min(ev.state, ev.partner), max(ev.state, ev.partner))]
                 if not self.agreement[d][k]:
-                    (depth,) = self._conclude([(d, k, ev.state)], lambda *_: ev.tcn_step)
+                    tcn = ev.tcn_step
+                    (depth,) = self._conclude([(d, k, ev.state)], lambda *_, tcn=tcn: tcn)
                     self.events.append((t, ev.mechanism, ev.state, ev.partner, int(depth), "adopt"))
 
         u = self.gen.random(self.draws, dtype=np.float32)
@@ -275,19 +302,31 @@ class ReferenceModel:
                     s = self.states[i]
                     if s.adopted[k] and u[off + i * mu + k] < self.uni[k].revocation_rate:
                         s.adopted[k] = False
-                        self.events.append((t, self.uni[k].index, i, -1,
-                                            int(s.generation_u[k]), "revoke"))
+                        self.events.append(
+                            (t, self.uni[k].index, i, -1, int(s.generation_u[k]), "revoke")
+                        )
             for d in range(nd):
                 for k in range(mb):
-                    if self.agreement[d][k] and u[off + n * mu + d * mb + k] < self.bil[k].revocation_rate:
+                    if (
+                        self.agreement[d][k]
+                        and u[off + n * mu + d * mb + k] < self.bil[k].revocation_rate
+                    ):
                         self.agreement[d][k] = False
                         self.tcn[d][k] = NO_TCN
-                        self.events.append((t, self.bil[k].index, int(dy.a[d]), int(dy.b[d]), 0, "revoke"))
+                        self.events.append(
+                            (t, self.bil[k].index, int(dy.a[d]), int(dy.b[d]), 0, "revoke")
+                        )
 
         # Unilateral depth: 1 + the lowest start-of-step generation among neighbours (1 if
         # none ever adopted); sponsors are generation 0. All depths first, then commit.
-        first = next((c for c in ("emulation", "learning", "competition")
-                      if self.uni and self.uni[0].channel_layer[c]), None)
+        first = next(
+            (
+                c
+                for c in ("emulation", "learning", "competition")
+                if self.uni and self.uni[0].channel_layer[c]
+            ),
+            None,
+        )
         depths_u = []
         for i, k in adopt_u:
             if self.states[i].sponsor:

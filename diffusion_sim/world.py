@@ -312,7 +312,9 @@ def build_world(scenario: Scenario, seed: np.random.SeedSequence) -> World:
             else:
                 tcn = NO_TCN
             partner = index[a.partner] if a.partner is not None else -1
-            adoptions[step].append(ScheduledAdoption(step, mech.index, index[a.state], partner, tcn))
+            adoptions[step].append(
+                ScheduledAdoption(step, mech.index, index[a.state], partner, tcn)
+            )
         elif ev.set is not None:
             s = ev.set
             changes[step].append(
