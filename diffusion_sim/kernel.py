@@ -223,9 +223,11 @@ class Kernel:
         return (self._inc_any @ flat).reshape(self.world.n, r, mb) > 0
 
     def _record_events(self, **cols: np.ndarray) -> None:
+        if len(cols["state"]):
+            self.recorder.events.append(self._event_block(**cols))
+
+    def _event_block(self, **cols: np.ndarray) -> dict[str, np.ndarray]:
         size = len(cols["state"])
-        if size == 0:
-            return
         block = {
             "replicate": cols["replicate"].astype(np.int32),
             "step": np.full(size, self.t, dtype=np.int32),
@@ -248,7 +250,7 @@ class Kernel:
         }
         for c in CONTRIBUTIONS:
             block[f"c_{c}"] = cols.get(f"c_{c}", np.full(size, np.nan)).astype(np.float64)
-        self.recorder.events.append(block)
+        return block
 
     # -- the step ------------------------------------------------------------------------------
 
@@ -316,7 +318,11 @@ class Kernel:
         return self.result()
 
     def result(self) -> KernelResult:
-        return KernelResult(self.recorder.event_columns(), self.recorder.series_columns())
+        events = self.recorder.event_columns()
+        if not events:
+            none = np.zeros(0, dtype=np.int64)
+            events = self._event_block(replicate=none, mechanism=none, state=none)
+        return KernelResult(events, self.recorder.series_columns())
 
     # -- 1. scheduled events -------------------------------------------------------------------
 
@@ -422,7 +428,7 @@ class Kernel:
             if b.any():
                 eta += b * x
         p = hazard(eta, self.world.link)
-        at_risk = ~self.adopted
+        at_risk = ~self.adopted & ~self.world.unilateral_blocked_by_step[self.t][:, None, :]
         if self._history is None:
             assert u is not None
             new = (u < p) & at_risk

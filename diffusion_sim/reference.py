@@ -277,7 +277,7 @@ class ReferenceModel:
         adopt_u: list[tuple[int, int]] = []
         for i in range(n):
             for k in range(mu):
-                if self.states[i].adopted[k]:
+                if self.states[i].adopted[k] or w.unilateral_blocked_by_step[t][i, k]:
                     continue
                 p = float(hazard(np.array(self._unilateral_eta(i, k)), w.link))
                 if u[i * mu + k] < p:

@@ -84,7 +84,7 @@ def event_table(
 ) -> pa.Table:
     """events.parquet rows of one kernel batch, sorted by (run, step, mechanism, state)."""
     ev = result.events
-    if not ev:
+    if not len(ev.get("state", ())):
         return EVENT_SCHEMA.empty_table()
     order = np.lexsort((ev["partner"], ev["state"], ev["mechanism"], ev["step"], ev["replicate"]))
     ev = {k: v[order] for k, v in ev.items()}

@@ -119,6 +119,7 @@ class World:
     dyads: Dyads
     flows: Flows | None
     adoptions: dict[int, list[ScheduledAdoption]]
+    unilateral_blocked_by_step: list[np.ndarray]  # bool (n, Mu) per step
     attribute_changes: dict[int, list[AttributeChange]]
     index: dict[str, int] = field(default_factory=dict)
 
@@ -299,7 +300,7 @@ def build_world(scenario: Scenario, seed: np.random.SeedSequence) -> World:
     adoptions: dict[int, list[ScheduledAdoption]] = defaultdict(list)
     changes: dict[int, list[AttributeChange]] = defaultdict(list)
     membership_events: dict[int, list[tuple[str, str, int, bool]]] = defaultdict(list)
-    blocks: list[tuple[int, int, int, int]] = []  # step, mech, a, b
+    blocks: list[tuple[int, int, int, int, int]] = []  # from, until, mech, a, b (-1: unilateral)
     for ev in scenario.events or []:
         step = time.step_of(ev.date)
         if ev.adopt is not None:
@@ -325,8 +326,19 @@ def build_world(scenario: Scenario, seed: np.random.SeedSequence) -> World:
             membership_events[step].append((j.layer, j.group, index[j.state], ev.join is not None))
         elif ev.block is not None:
             b = ev.block
-            x, y = sorted((index[b.state], index[b.partner]))
-            blocks.append((step, mech_index[b.mechanism], x, y))
+            if b.partner is None:
+                blocks.append((step, time.steps, mech_index[b.mechanism], index[b.state], -1))
+            else:
+                x, y = sorted((index[b.state], index[b.partner]))
+                blocks.append((step, time.steps, mech_index[b.mechanism], x, y))
+    # A scheduled adoption is exogenous: it cannot happen endogenously before its date.
+    for step, scheduled in adoptions.items():
+        for ad in scheduled:
+            if ad.partner < 0:
+                blocks.append((0, step, ad.mechanism, ad.state, -1))
+            else:
+                x, y = sorted((ad.state, ad.partner))
+                blocks.append((0, step, ad.mechanism, x, y))
 
     layer_changes: dict[int, list[Layer]] = {}
     versions: dict[str, list[tuple[int, Layer]]] = {k: [(0, v)] for k, v in layers.items()}
@@ -359,6 +371,9 @@ def build_world(scenario: Scenario, seed: np.random.SeedSequence) -> World:
     if flows is not None:
         st["pressure"] = _baseline_pressure(flows, n)
     terms = {t: float(getattr(bilateral, t)) for t in BILATERAL_TERMS} if bilateral else {}
+    mu = {m.index: k for k, m in enumerate(m for m in mechanisms if not m.bilateral)}
+    uni_windows = [(s0, s1, (x, mu[mech])) for s0, s1, mech, x, y in blocks if y < 0]
+    uni_blocked = block_masks((n, len(mu)), time.steps, uni_windows)
     return World(
         ids=st["ids"],
         names=st["names"],
@@ -380,6 +395,7 @@ def build_world(scenario: Scenario, seed: np.random.SeedSequence) -> World:
         dyads=dyads,
         flows=flows,
         adoptions=dict(adoptions),
+        unilateral_blocked_by_step=uni_blocked,
         attribute_changes=dict(changes),
         index=index,
     )
@@ -390,7 +406,7 @@ def _dyads(
     steps: int,
     candidate_layer: str | None,
     versions: dict[str, list[tuple[int, Layer]]],
-    blocks: list[tuple[int, int, int, int]],
+    blocks: list[tuple[int, int, int, int, int]],
     adoptions: dict[int, list[ScheduledAdoption]],
     n_mech: int,
     mechanisms: list[MechanismSpec],
@@ -410,7 +426,7 @@ def _dyads(
         if s.partner >= 0
     ]
     keys.append(np.asarray(scheduled, dtype=np.int64))
-    keys.append(np.asarray([a * n + b for _, _, a, b in blocks], dtype=np.int64))
+    keys.append(np.asarray([a * n + b for *_, a, b in blocks if b >= 0], dtype=np.int64))
     key = np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
     a, b = key // n, key % n
     index = {(int(x), int(y)): k for k, (x, y) in enumerate(zip(a, b, strict=True))}
@@ -425,18 +441,34 @@ def _dyads(
         candidate_by_step.append(current)
 
     mb = {m: k for k, m in enumerate(bilateral_ids)}
-    blocked_by_step: list[np.ndarray] = []
-    blocked = np.zeros((len(key), len(bilateral_ids)), dtype=bool)
-    by_step: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-    for step, mech, x, y in blocks:
-        by_step[step].append((mech, x, y))
-    for step in range(steps):
-        if step in by_step:
-            blocked = blocked.copy()
-            for mech, x, y in by_step[step]:
-                blocked[index[(x, y)], mb[mech]] = True
-        blocked_by_step.append(blocked)
+    windows = [
+        (start, until, (index[(x, y)], mb[mech])) for start, until, mech, x, y in blocks if y >= 0
+    ]
+    blocked_by_step = block_masks((len(key), len(bilateral_ids)), steps, windows)
     return Dyads(a, b, index, candidate_by_step, blocked_by_step)
+
+
+def block_masks(
+    shape: tuple[int, ...], steps: int, windows: list[tuple[int, int, tuple[int, ...]]]
+) -> list[np.ndarray]:
+    """Per step, a bool mask of the positions blocked in ``[start, until)`` by some window
+    (steps without a change share one array)."""
+    changes: dict[int, list[tuple[tuple[int, ...], int]]] = defaultdict(list)
+    for start, until, pos in windows:
+        if start < until:
+            changes[start].append((pos, 1))
+            changes[until].append((pos, -1))
+    count = np.zeros(shape, dtype=np.int64)
+    current = np.zeros(shape, dtype=bool)
+    out = []
+    for step in range(steps):
+        if step in changes:
+            count = count.copy()
+            for pos, delta in changes[step]:
+                count[pos] += delta
+            current = count > 0
+        out.append(current)
+    return out
 
 
 def _flows(scenario: Scenario, layers: dict[str, Layer], dyads: Dyads, n: int) -> Flows | None:

@@ -1,0 +1,151 @@
+"""Invariants of every run: absorbing adoptions, symmetric agreements, scheduled events, depth."""
+
+from __future__ import annotations
+
+import numpy as np
+from helpers import run_kernel, scenario_from_dict, shipped
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from diffusion_sim.kernel import ADOPT, REVOKE
+
+
+def _check_invariants(world, result, replicates):
+    ev = result.events
+    bilateral = {m.index for m in world.bilateral}
+    for rep in range(replicates):
+        held: set[tuple] = set()
+        mine = np.flatnonzero(ev["replicate"] == rep)
+        order = mine[np.argsort(ev["step"][mine], kind="stable")]
+        for j in order:
+            m, s, p = int(ev["mechanism"][j]), int(ev["state"][j]), int(ev["partner"][j])
+            if m in bilateral:
+                assert p >= 0 and p != s, "an agreement has two distinct parties"
+                key = (m, min(s, p), max(s, p))
+            else:
+                assert p == -1
+                key = (m, s)
+            if ev["action"][j] == ADOPT:
+                assert key not in held, "an adoption in force is not adopted again"
+                held.add(key)
+                if m in bilateral and not ev["exogenous"][j]:
+                    assert ev["depth"][j] >= 1, "endogenous agreements have depth >= 1"
+            else:
+                assert ev["action"][j] == REVOKE
+                assert world.mechanisms[m].revocation_rate > 0, "only revocable ones end"
+                held.remove(key)
+
+
+def test_shipped_minimal_invariants():
+    """minimal.yaml: every invariant holds in 20 replicates."""
+    scenario = shipped("minimal")
+    world, result = run_kernel(scenario, replicates=20)
+    _check_invariants(world, result, 20)
+
+
+def test_scheduled_agreement_happens_when_scheduled():
+    """The EU-RUS event of minimal.yaml is concluded in 2007 in every replicate, exogenously,
+    at depth 1 (the sponsor is generation 0), with its TCN clause from 2010."""
+    scenario = shipped("minimal")
+    world, result = run_kernel(scenario, replicates=10)
+    ev = result.events
+    eu, rus = world.index["EU"], world.index["RUS"]
+    pair = ((ev["state"] == eu) & (ev["partner"] == rus)) | (
+        (ev["state"] == rus) & (ev["partner"] == eu)
+    )
+    hit = pair & ev["exogenous"]
+    assert sorted(ev["replicate"][hit].tolist()) == list(range(10))
+    assert set(ev["step"][hit].tolist()) == {2007 - 2000}
+    assert set(ev["depth"][hit].tolist()) == {1}
+    assert set(ev["tcn_step"][hit].tolist()) == {2010 - 2000}
+
+
+def test_endogenous_tcn_clause_follows_the_delay():
+    """An endogenous agreement's TCN clause applies tcn_delay steps after conclusion."""
+    scenario = shipped("minimal")
+    world, result = run_kernel(scenario, replicates=20)
+    ev = result.events
+    ra = world.mechanisms[[m.id for m in world.mechanisms].index("readmission")]
+    endo = (ev["mechanism"] == ra.index) & ~ev["exogenous"]
+    assert endo.any()
+    np.testing.assert_array_equal(ev["tcn_step"][endo], ev["step"][endo] + ra.tcn_delay)
+
+
+def test_series_counts_are_monotone_without_revocation():
+    """Without revocable mechanisms the adopters of every run never decrease."""
+    scenario = shipped("synthetic_world", ("generate.n=60", "time.steps=30"))
+    _, result = run_kernel(scenario, replicates=5)
+    se = result.series
+    for rep in range(5):
+        for m in np.unique(se["mechanism"]):
+            keep = (se["replicate"] == rep) & (se["mechanism"] == m) & (se["region"] == -1)
+            adopters = se["adopters"][keep][np.argsort(se["step"][keep])]
+            assert (np.diff(adopters) >= 0).all()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    link=st.sampled_from(["logit", "cloglog", "linear"]),
+    intercept=st.floats(-6, 0.5),
+    weights=st.lists(st.floats(-3, 3), min_size=6, max_size=6),
+    revocation=st.sampled_from([0.0, 0.0, 0.3]),
+    n=st.integers(5, 40),
+    p=st.floats(0.05, 0.5),
+)
+def test_invariants_hold_for_random_parameters(
+    tmp_path, link, intercept, weights, revocation, n, p
+):
+    """For random links, weights and worlds, every invariant holds."""
+    mechanisms = [
+        {"id": "wall", "kind": "unilateral", "intercept": intercept},
+        {"id": "ra", "kind": "bilateral", "intercept": intercept, "tcn_delay": 2},
+    ]
+    if revocation:
+        for m in mechanisms:
+            m |= {"revocable": True, "revocation_rate": revocation}
+    raw = {
+        "name": "random_world",
+        "time": {"start": 1990, "steps": 12},
+        "mechanisms": mechanisms,
+        "generate": {
+            "n": n,
+            "regions": 2,
+            "sponsors": 1,
+            "human_rights": {"distribution": "uniform", "low": 0, "high": 1},
+            "openness": {"distribution": "beta", "a": 2, "b": 2},
+        },
+        "networks": [
+            {"id": "trade", "generator": "erdos_renyi", "p": p},
+            {
+                "id": "migration",
+                "generator": "erdos_renyi",
+                "p": p,
+                "directed": True,
+                "weights": {"low": 0.1, "high": 1.0},
+            },
+        ],
+        "diffusion": {
+            "link": link,
+            "channels": {
+                "emulation": {"weight": weights[0], "layer": "trade"},
+                "conditionality": {"weight": weights[1], "layer": "trade"},
+                "learning": {"weight": weights[2], "layer": "trade"},
+                "competition": {"weight": weights[3], "layer": "trade"},
+            },
+            "covariates": {"openness": weights[4]},
+            "bilateral": {
+                "candidates": "migration",
+                "chain": 2.0,
+                "demand": weights[5],
+                "emulation": 1.0,
+                "hr_gap": 0.5,
+            },
+        },
+        "flows": {"enabled": True, "layer": "migration", "deflection": 0.5},
+        "runs": {"replicates": 3, "seed": 5},
+    }
+    scenario = scenario_from_dict(raw, tmp_path)
+    world, result = run_kernel(scenario, replicates=3)
+    _check_invariants(world, result, 3)
