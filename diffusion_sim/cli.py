@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -61,8 +60,8 @@ def validate(
     set_: SetOption = None,
 ) -> None:
     """Check scenario files; print every problem as file:line: path: message."""
-    from .loader import load_scenario, validate_files
     from .errors import ScenarioError
+    from .loader import load_scenario, validate_files
 
     if set_:
         problems = []
@@ -105,16 +104,31 @@ def _execute(
     force: bool,
     no_plots: bool,
 ) -> None:
-    """Plan, run and report a batch (used by ``run`` and ``sweep``)."""
+    """Plan, run and report a batch (used by ``run`` and ``sweep``).
+
+    Order matters for "nothing half-written": options are checked, the executor is reached
+    (a Dask scheduler) and the results folder proven writable before anything is written.
+    """
     import json
 
     from rich.console import Console
 
     from .errors import ScenarioError
-    from .loader import dump_scenario, load_scenario, scenario_hash, scenario_sources
+    from .loader import dump_scenario, load_scenario, scenario_hash
     from .progress import progress_bar
-    from .runner import Batch, BatchError, Point, execute, make_executor, versions
+    from .runner import (
+        Batch,
+        BatchError,
+        Point,
+        execute,
+        finish_manifest,
+        make_executor,
+        start_manifest,
+        world_document,
+    )
+    from .seeds import world_seed
     from .store import BatchStore, StoreError
+    from .world import build_world
 
     console = Console(stderr=True)
     base = _load(path, overrides)
@@ -122,7 +136,9 @@ def _execute(
     plan_points = []
     for i, values in enumerate(points or [{}]):
         try:
-            scn = load_scenario(path, overrides + [f"{k}={json.dumps(v)}" for k, v in values.items()])
+            scn = load_scenario(
+                path, overrides + [f"{k}={json.dumps(v)}" for k, v in values.items()]
+            )
         except ScenarioError as exc:
             _fail("\n".join(f"{p} (sweep point {i}: {values})" for p in exc.problems))
         plan_points.append(Point(i, values, scn, scenario_hash(scn)))
@@ -131,84 +147,57 @@ def _execute(
     )
     store = BatchStore.for_batch(out, base.name, batch.batch_id)
     if workers is None:
-        workers = min(os.cpu_count() or 1, len(batch.chunks))
-    try:
-        if workers is not None and workers < 1:
-            raise BatchError(f"--workers must be at least 1 (got {workers})")
-        if force:
-            store.clear()
-        store.check_writable()
-    except (BatchError, StoreError) as exc:
-        _fail(f"error: {exc}")
-    already = store.done_chunks()
-    if store.exists() and len(already) == len(batch.chunks):
+        workers = max(1, min(os.cpu_count() or 1, len(batch.chunks)))
+    if workers < 1 and not scheduler:
+        _fail(f"error: --workers must be at least 1 (got {workers})")
+    previous = None if force else store.manifest()
+    if previous and previous.get("status") == "complete":
         console.print(f"[green]Already complete:[/] {store.path} (use --force to run again)")
-        _report(store, console)
+        _summary(store, console, previous.get("run_status", {}))
         return
-    if already:
-        console.print(f"Resuming {store.path}: {len(already)} of {len(batch.chunks)} chunks done")
-    store.remove_stray_temporaries()
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    from .seeds import world_seed
-    from .runner import world_document
-    from .world import build_world
-
-    world = build_world(base, world_seed(base.runs.seed))
-    store.write_text("scenario.yaml", dump_scenario(base))
-    doc = world_document(world, base, sweep_params)
-    store.write_json("world.json", doc)
-    manifest = {
-        "scenario": base.name,
-        "batch_id": batch.batch_id,
-        "status": "running",
-        "versions": versions(),
-        "scenario_hash": scenario_hash(base),
-        "point_hashes": [p.scenario_hash for p in plan_points],
-        "sources": scenario_sources(base),
-        "overrides": overrides,
-        "root_seed": batch.root_seed,
-        "run_seeds": "SeedSequence(root_seed, spawn_key=(1, point, replicate)); "
-        "each run's seed is in runs.parquet column `seed`",
-        "world_seed": "SeedSequence(root_seed, spawn_key=(0,))",
-        "replicates": batch.replicates,
-        "points": [p.values for p in plan_points],
-        "sweep_parameters": sweep_params,
-        "chunk_size": batch.chunk_size,
-        "runs_total": batch.n_runs,
-        "started": started,
-        "executor": f"dask {scheduler}" if scheduler else f"local processes x{workers}",
-    }
-    store.write_json("manifest.json", manifest)
-    t0 = time.time()
     try:
-        with make_executor(workers, scheduler) as executor, progress_bar(
-            batch.n_runs, f"{base.name}", console
-        ) as advance:
-            report = execute(batch, store, executor, in_flight=2 * max(workers, 1),
-                             on_progress=advance)
-    except BatchError as exc:
+        with make_executor(workers, scheduler) as ex:
+            if force:
+                store.clear()
+            store.check_writable()
+            already = store.done_chunks()
+            if already:
+                console.print(
+                    f"Resuming {store.path}: {len(already)} of {len(batch.chunks)} chunks done"
+                )
+            store.remove_stray_temporaries()
+            world = build_world(base, world_seed(base.runs.seed))
+            store.write_text("scenario.yaml", dump_scenario(base))
+            store.write_json("world.json", world_document(world, base, sweep_params))
+            manifest = start_manifest(batch, base, overrides, ex.description, previous)
+            store.write_json("manifest.json", manifest)
+            with progress_bar(batch.n_runs, base.name, console) as advance:
+                report = execute(
+                    batch, store, ex.executor, in_flight=ex.slots + 1, on_progress=advance
+                )
+    except (BatchError, StoreError) as exc:
         _fail(f"error: {exc}")
     except KeyboardInterrupt:
         _fail(f"interrupted: rerun the same command to resume {store.path}", 130)
-    runs = store.read_table("runs", columns=["status"])
-    counts = runs["status"].value_counts().to_dict()
-    manifest |= {
-        "status": "complete",
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "wall_seconds": round(time.time() - t0, 3),
-        "run_status": {k: int(v) for k, v in counts.items()},
-    }
+    counts = store.read_table("runs", columns=["status"])["status"].value_counts().to_dict()
+    manifest = finish_manifest(manifest, report, counts)
     store.write_json("manifest.json", manifest)
-    rate = (batch.n_runs - 0) / max(report.seconds, 1e-9)
     console.print(
-        f"{counts.get('ok', 0)} runs ok, {counts.get('failed', 0)} failed, "
-        f"{report.seconds:.1f} s ({rate:.0f} runs/s this session)"
+        f"{report.runs_this_session} runs in {report.seconds:.1f} s "
+        f"({report.runs_this_session / max(report.seconds, 1e-9):,.0f} runs/s, {ex.description})"
     )
     if not no_plots and base.outputs.plots:
         _plots(store.path, None, base.outputs.formats, console)
+    _summary(store, console, manifest["run_status"])
+
+
+def _summary(store, console, status: dict) -> None:
+    """Summary table, runs ok / failed, results path; exit status 1 if any run failed."""
     _report(store, console)
-    if counts.get("failed", 0):
-        _fail(f"{counts['failed']} run(s) failed: see runs.parquet (status, error)", 1)
+    ok, failed = int(status.get("ok", 0)), int(status.get("failed", 0))
+    console.print(f"Runs ok: {ok}, failed: {failed}")
+    if failed:
+        _fail(f"{failed} run(s) failed: see {store.path / 'runs.parquet'} (status, error)", 1)
 
 
 def _plots(path: Path, kinds, formats, console) -> list[Path]:
@@ -235,13 +224,20 @@ def _report(store, console) -> None:
     table.add_column("mean", justify="right")
     table.add_column("5%", justify="right")
     table.add_column("95%", justify="right")
-    shown = [c for c in ok.columns if ":final_share" in c or ":final_agreements" in c
-             or ":final_beyond_sponsor" in c or c in ("max_depth", "spillover_ratio",
-                                                      "hr_exposed_share")]
+    shown = [
+        c
+        for c in ok.columns
+        if ":final_share" in c
+        or ":final_agreements" in c
+        or ":final_beyond_sponsor" in c
+        or c in ("max_depth", "spillover_ratio", "hr_exposed_share")
+    ]
     for c in shown:
         x = pd.to_numeric(ok[c], errors="coerce").dropna()
         if len(x):
-            table.add_row(c, f"{x.mean():.3g}", f"{x.quantile(0.05):.3g}", f"{x.quantile(0.95):.3g}")
+            table.add_row(
+                c, f"{x.mean():.3g}", f"{x.quantile(0.05):.3g}", f"{x.quantile(0.95):.3g}"
+            )
     console.print(table)
     console.print(f"Results: {store.path}")
     print(store.path)
@@ -264,8 +260,16 @@ def run(
 ) -> None:
     """Run a scenario's replicates and write results/<name>/<batch-id>/."""
     overrides = _batch_overrides(replicates, seed, steps, set_)
-    _execute(scenario, overrides, None, out=out, workers=workers, scheduler=scheduler,
-             force=not resume, no_plots=no_plots)
+    _execute(
+        scenario,
+        overrides,
+        None,
+        out=out,
+        workers=workers,
+        scheduler=scheduler,
+        force=not resume,
+        no_plots=no_plots,
+    )
 
 
 @app.command()
@@ -318,8 +322,16 @@ def sweep(
         points = expand(chosen, params, n, base.runs.seed)
     except SweepError as exc:
         _fail(f"error: {exc}")
-    _execute(scenario, overrides, points, out=out, workers=workers, scheduler=scheduler,
-             force=not resume, no_plots=no_plots)
+    _execute(
+        scenario,
+        overrides,
+        points,
+        out=out,
+        workers=workers,
+        scheduler=scheduler,
+        force=not resume,
+        no_plots=no_plots,
+    )
 
 
 @app.command()

@@ -1,22 +1,28 @@
 """Batches: sweep points x replicates, chunked through the kernel, on any executor.
 
 A batch is planned as chunks of consecutive replicates of one sweep point. Each chunk runs in
-one kernel call (the replicate axis), anywhere: in this process, in local worker processes,
-or on a Dask cluster through ``Client.get_executor()`` (all behind ``concurrent.futures``).
-Every run's random stream comes from the root seed keyed by (point, replicate) (see
-``seeds.py``), so tables do not depend on workers, chunking or executor, and a replicate run
-alone equals the same replicate inside a batch. A run that raises becomes a row with status
-``failed`` and its error; the batch goes on.
+one kernel call (the replicate axis), anywhere: in this process (``--workers 1``), in local
+worker processes, or on a Dask cluster through ``Client.get_executor()`` (all behind
+``concurrent.futures``). Every run's random stream comes from the root seed keyed by (point,
+replicate) (see ``seeds.py``), so tables do not depend on workers, chunking or executor, and a
+replicate run alone equals the same replicate inside a batch. A run that raises becomes a row
+with status ``failed`` and its error; the batch goes on.
+
+The worker does all per-chunk work: kernel, tables, summary metrics (``summary.py``, from the
+kernel's arrays) and the zstd Parquet encoding, and sends back the encoded parts (a few MB
+instead of ~100 MB of Arrow buffers). The parent only writes bytes to the store, so it is never
+the bottleneck and holds at most ``in_flight`` chunks in memory whatever the batch size.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import platform
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,11 +34,31 @@ from . import __version__
 from .config import Scenario
 from .seeds import describe, run_seed, world_seed
 
-DEPENDENCIES = ("mesa", "numpy", "scipy", "networkx", "pydantic", "pyarrow", "pandas", "yaml")
+DEPENDENCIES = (
+    "mesa",
+    "numpy",
+    "scipy",
+    "networkx",
+    "pydantic",
+    "pyarrow",
+    "pandas",
+    "yaml",
+    "distributed",
+)
+#: zstd level of the Parquet parts: level 1 is as small as 3 on these tables and faster.
+COMPRESSION = ("zstd", 1)
+#: Seconds to wait for a Dask scheduler before giving up.
+CONNECT_TIMEOUT = "5s"
+
+RUN_SEED_RULE = (
+    "numpy.random.SeedSequence(root_seed, spawn_key=(1, point, replicate)); "
+    "each run's seed is in runs.parquet column `seed` as 'entropy:1.point.replicate'"
+)
+WORLD_SEED_RULE = "numpy.random.SeedSequence(root_seed, spawn_key=(0,))"
 
 
 class BatchError(Exception):
-    """A batch that cannot start (bad options, unreachable scheduler)."""
+    """A batch that cannot start or go on (bad options, unreachable scheduler, dead pool)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +84,22 @@ class Chunk:
         return f"p{self.point:05d}-r{self.first:08d}"
 
 
+def param_types(points: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Arrow type of each ``param:<path>`` column, the same in every part of the batch."""
+    out: dict[str, str] = {}
+    for name in sorted({k for p in points for k in p}):
+        values = [p[name] for p in points if name in p]
+        if all(isinstance(v, bool) for v in values):
+            out[name] = "bool"
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            out[name] = "int64"
+        elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            out[name] = "float64"
+        else:
+            out[name] = "string"
+    return out
+
+
 @dataclass
 class Batch:
     """A planned batch."""
@@ -70,6 +112,7 @@ class Batch:
     sweep_parameters: list[str]
     batch_id: str = ""
     chunks: list[Chunk] = field(default_factory=list)
+    param_types: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         digest = hashlib.sha256()
@@ -82,6 +125,7 @@ class Batch:
             for p in self.points
             for first in range(0, self.replicates, self.chunk_size)
         ]
+        self.param_types = param_types([p.values for p in self.points])
 
     @property
     def n_runs(self) -> int:
@@ -90,13 +134,26 @@ class Batch:
     def run_id(self, point: int, replicate: int) -> int:
         return point * self.replicates + replicate
 
+    def task(self, chunk: Chunk) -> ChunkTask:
+        p = self.points[chunk.point]
+        return ChunkTask(
+            p.scenario,
+            p.scenario_hash,
+            self.root_seed,
+            chunk,
+            self.replicates,
+            p.values,
+            p.scenario.outputs.hr_threshold,
+            self.param_types,
+        )
+
 
 # -- what runs in a worker ---------------------------------------------------------------------
 
 _WORLDS: dict[tuple[str, int], Any] = {}
 
 
-def _world(scenario: Scenario, scenario_hash: str, root_seed: int):
+def _world(scenario: Scenario, scenario_hash: str, root_seed: int) -> Any:
     """The point's world, built once per worker process."""
     from .world import build_world
 
@@ -118,6 +175,7 @@ class ChunkTask:
     replicates_per_point: int
     values: dict[str, Any]
     hr_threshold: float
+    param_types: dict[str, str] = field(default_factory=dict)
 
 
 def world_document(world: Any, scenario: Scenario, sweep_parameters: Sequence[str]) -> dict:
@@ -140,75 +198,139 @@ def world_document(world: Any, scenario: Scenario, sweep_parameters: Sequence[st
     return doc
 
 
-def run_chunk(task: ChunkTask) -> dict[str, Any]:
-    """Run one chunk and return its ``events``, ``series`` and ``runs`` Arrow tables."""
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
+
+
+def chunk_tables(task: ChunkTask) -> dict[str, Any]:
+    """Run one chunk: its ``events``, ``series`` and ``runs`` Arrow tables.
+
+    When the kernel raises for the chunk, the chunk is run again replicate by replicate (each
+    gives exactly what it gives inside the batch), so only the runs that raise are marked
+    ``failed``.
+    """
     import pyarrow as pa
 
     from .kernel import Kernel
-    from .tables import event_table, series_table
+    from .summary import summarise
+    from .tables import EVENT_SCHEMA, SERIES_SCHEMA, event_table, series_table
 
-    world = _world(task.scenario, task.scenario_hash, task.root_seed)
     c = task.chunk
-    reps = np.arange(c.first, c.first + c.count)
+    reps = np.arange(c.first, c.first + c.count, dtype=np.int64)
     run_ids = c.point * task.replicates_per_point + reps
-    points = np.full(c.count, c.point)
+    points = np.full(c.count, c.point, dtype=np.int64)
     seeds = [run_seed(task.root_seed, c.point, int(k)) for k in reps]
     errors: dict[int, str] = {}
     try:
+        world = _world(task.scenario, task.scenario_hash, task.root_seed)
+    except Exception as exc:  # a sweep point whose world cannot be built: every run fails
+        text = _error_text(exc)
+        errors = dict.fromkeys(range(c.count), text)
+        empty = (EVENT_SCHEMA.empty_table(), SERIES_SCHEMA.empty_table())
+        runs = _runs_table(task, None, reps, run_ids, seeds, errors, np.zeros(0, np.int64), {})
+        return {"events": empty[0], "series": empty[1], "runs": runs}
+    try:
         result = Kernel(world, seeds).run()
-        ok_local = np.arange(c.count)
         events = event_table(world, result, run_ids, points, reps)
         series = series_table(world, result, run_ids, points, reps)
+        ok_local = np.arange(c.count)
+        metrics = summarise(world, result, c.count, task.hr_threshold)
     except Exception:
-        # Isolate the failing runs: each replicate alone gives exactly what it gives in a batch.
-        ev_parts, se_parts, ok = [], [], []
-        for j, k in enumerate(reps):
+        ev_parts, se_parts, ok, parts = [], [], [], []
+        for j in range(c.count):
+            one = (run_ids[j : j + 1], points[j : j + 1], reps[j : j + 1])
             try:
                 res = Kernel(world, [seeds[j]]).run()
+                ev_parts.append(event_table(world, res, *one))
+                se_parts.append(series_table(world, res, *one))
+                parts.append(summarise(world, res, 1, task.hr_threshold))
             except Exception as exc:
-                errors[j] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+                errors[j] = _error_text(exc)
                 continue
-            one = (run_ids[j : j + 1], points[j : j + 1], reps[j : j + 1])
-            ev_parts.append(event_table(world, res, *one))
-            se_parts.append(series_table(world, res, *one))
             ok.append(j)
         ok_local = np.array(ok, dtype=np.int64)
-        from .tables import EVENT_SCHEMA, SERIES_SCHEMA
-
         events = pa.concat_tables([EVENT_SCHEMA.empty_table(), *ev_parts])
         series = pa.concat_tables([SERIES_SCHEMA.empty_table(), *se_parts])
-    runs = _runs_table(task, world, events, run_ids, reps, seeds, errors, ok_local)
-    return {"events": events, "series": series, "runs": runs, "chunk": c.id}
+        metrics = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+    runs = _runs_table(task, world, reps, run_ids, seeds, errors, ok_local, metrics)
+    return {"events": events, "series": series, "runs": runs}
 
 
-def _runs_table(task, world, events, run_ids, reps, seeds, errors, ok_local) -> Any:
-    import pandas as pd
+def _param_array(value: Any, kind: str, n: int) -> Any:
     import pyarrow as pa
 
-    from .analysis import summarise_runs
+    if kind == "string":
+        text = value if isinstance(value, str) else json.dumps(value)
+        return pa.array([text] * n, pa.string())
+    arrow_type = {"bool": pa.bool_(), "int64": pa.int64(), "float64": pa.float64()}[kind]
+    return pa.array([value] * n, arrow_type)
+
+
+def _runs_table(
+    task: ChunkTask,
+    world: Any,
+    reps: np.ndarray,
+    run_ids: np.ndarray,
+    seeds: Sequence[np.random.SeedSequence],
+    errors: Mapping[int, str],
+    ok_local: np.ndarray,
+    metrics: Mapping[str, np.ndarray],
+) -> Any:
+    """runs.parquet rows of a chunk: keys, seed, status, error, parameters, summary metrics."""
+    import pyarrow as pa
+
+    from .summary import metric_schema
 
     c = task.chunk
-    frame = pd.DataFrame(
-        {
-            "run_id": run_ids.astype(np.int64),
-            "point": np.full(c.count, c.point, dtype=np.int32),
-            "replicate": reps.astype(np.int32),
-            "seed": [describe(s) for s in seeds],
-            "status": ["failed" if j in errors else "ok" for j in range(c.count)],
-            "error": [errors.get(j) for j in range(c.count)],
-            "params": json.dumps(task.values, sort_keys=True),
-        }
-    )
-    for path, value in task.values.items():
-        frame[f"param:{path}"] = value
-    if len(ok_local):
-        doc = world_document(world, task.scenario, list(task.values))
-        doc["hr_threshold"] = task.hr_threshold
-        ok_runs = frame.iloc[ok_local][["run_id", "point", "replicate"]]
-        summary = summarise_runs(events.to_pandas(), doc, ok_runs)
-        summary = summary.drop(columns=[c for c in ("point", "replicate") if c in summary])
-        frame = frame.merge(summary, on="run_id", how="left")
-    return pa.Table.from_pandas(frame, preserve_index=False)
+    cols: dict[str, Any] = {
+        "run_id": pa.array(run_ids, pa.int64()),
+        "point": pa.array(np.full(c.count, c.point), pa.int32()),
+        "replicate": pa.array(reps, pa.int32()),
+        "seed": pa.array([describe(s) for s in seeds], pa.string()),
+        "status": pa.array(["failed" if j in errors else "ok" for j in range(c.count)]),
+        "error": pa.array([errors.get(j) for j in range(c.count)], pa.string()),
+        "params": pa.array([json.dumps(task.values, sort_keys=True)] * c.count, pa.string()),
+    }
+    for path, kind in task.param_types.items():
+        cols[f"param:{path}"] = _param_array(task.values.get(path), kind, c.count)
+    if world is not None:
+        mask = np.ones(c.count, dtype=bool)
+        mask[ok_local] = False
+        for f in metric_schema(world):
+            full = np.zeros(c.count, dtype=np.int64 if pa.types.is_integer(f.type) else float)
+            if len(ok_local):
+                full[ok_local] = metrics[f.name]
+            cols[f.name] = pa.array(full, f.type, mask=mask)
+    return pa.table(cols)
+
+
+def encode(table: Any) -> bytes:
+    """A table as Parquet bytes (zstd)."""
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression=COMPRESSION[0], compression_level=COMPRESSION[1])
+    return sink.getvalue()
+
+
+def run_chunk(task: ChunkTask) -> dict[str, Any]:
+    """Run one chunk; return its Parquet-encoded parts and run counts (what a worker sends)."""
+    started = time.perf_counter()
+    tables = chunk_tables(task)
+    status = tables["runs"].column("status").to_pylist()
+    failed = status.count("failed")
+    return {
+        "chunk": task.chunk.id,
+        "parts": {name: encode(t) for name, t in tables.items()},
+        "ok": len(status) - failed,
+        "failed": failed,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _warm_up() -> None:
+    """Imports a worker needs, done once when the worker starts."""
+    from . import kernel, summary, tables, world  # noqa: F401
 
 
 # -- executors ---------------------------------------------------------------------------------
@@ -226,38 +348,58 @@ class InlineExecutor(Executor):
         return future
 
 
+@dataclass
+class ExecutorInfo:
+    """What the batch loop needs to know about an executor."""
+
+    executor: Executor
+    description: str
+    slots: int
+
+
 @contextmanager
-def make_executor(workers: int, scheduler: str | None) -> Iterator[Executor]:
+def make_executor(workers: int, scheduler: str | None) -> Iterator[ExecutorInfo]:
     """Local processes (default), this process (``workers == 1``), or a Dask cluster."""
     if scheduler:
-        try:
-            from distributed import Client
-        except ImportError as exc:
-            raise BatchError(
-                "--scheduler needs Dask distributed: pip install 'diffusion-sim[dask]'"
-            ) from exc
-        try:
-            client = Client(scheduler, timeout="10s", set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            raise BatchError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
-        try:
-            yield client.get_executor()
-        finally:
-            client.close()
+        with _dask_executor(scheduler) as info:
+            yield info
         return
     if workers < 1:
         raise BatchError(f"--workers must be at least 1 (got {workers})")
     if workers == 1:
-        yield InlineExecutor()
+        yield ExecutorInfo(InlineExecutor(), "this process", 1)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+    # forkserver: a clean server process imports numpy/scipy/pyarrow once (preload), and each
+    # worker is forked from it, so start-up costs about one import, not one per worker.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["diffusion_sim.runner", "diffusion_sim.kernel"])
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_warm_up)
     try:
-        yield pool
+        yield ExecutorInfo(pool, f"local processes x{workers}", workers)
     finally:
-        pool.shutdown(cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def _dask_executor(scheduler: str) -> Iterator[ExecutorInfo]:
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise BatchError(
+            "--scheduler needs Dask distributed: pip install 'diffusion-sim[dask]'"
+        ) from exc
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except Exception as exc:  # OSError, TimeoutError, ValueError (bad address) ...
+        raise BatchError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
+    try:
+        threads = sum(client.nthreads().values()) or 1
+        yield ExecutorInfo(client.get_executor(pure=False), f"dask {scheduler}", threads)
+    finally:
+        client.close()
 
 
 # -- the batch loop ----------------------------------------------------------------------------
@@ -279,12 +421,16 @@ def versions() -> dict[str, str]:
 
 @dataclass
 class BatchReport:
+    """What a session of a batch did."""
+
     path: Any
     total: int
     ok: int
     failed: int
     skipped_chunks: int
     seconds: float
+    runs_this_session: int = 0
+    worker_seconds: float = 0.0
     already_complete: bool = False
 
 
@@ -296,42 +442,126 @@ def execute(
     in_flight: int = 4,
     on_progress: Callable[[int], None] | None = None,
 ) -> BatchReport:
-    """Run every chunk not yet done, writing each as it finishes (resumable)."""
-    started = time.time()
+    """Run every chunk not yet done, writing each as it finishes (resumable).
+
+    At most ``in_flight`` chunks are submitted and not yet written, which bounds the memory of
+    this process whatever the number of runs. ``ok`` / ``failed`` count this session's runs.
+    """
+    from concurrent.futures.process import BrokenProcessPool
+
+    started = time.perf_counter()
     done = store.done_chunks()
     todo = [c for c in batch.chunks if c.id not in done]
     skipped = len(batch.chunks) - len(todo)
     if on_progress and skipped:
-        on_progress(sum(c.count for c in batch.chunks if c.id in done))
-    points = {p.index: p for p in batch.points}
+        skip = getattr(on_progress, "skip", on_progress)
+        skip(sum(c.count for c in batch.chunks if c.id in done))
     queue = iter(todo)
     pending: dict[Future, Chunk] = {}
-    failed = 0
+    ok = failed = 0
+    worker_seconds = 0.0
 
-    def submit_next() -> bool:
+    def submit_next() -> None:
         chunk = next(queue, None)
-        if chunk is None:
-            return False
-        p = points[chunk.point]
-        task = ChunkTask(
-            p.scenario, p.scenario_hash, batch.root_seed, chunk, batch.replicates, p.values,
-            p.scenario.outputs.hr_threshold,
-        )
-        pending[executor.submit(run_chunk, task)] = chunk
-        return True
+        if chunk is not None:
+            pending[executor.submit(run_chunk, batch.task(chunk))] = chunk
 
     for _ in range(max(1, in_flight)):
-        if not submit_next():
-            break
-    while pending:
-        finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-        for future in finished:
-            chunk = pending.pop(future)
-            tables = future.result()
-            store.write_chunk(chunk.id, tables)
-            failed += int((tables["runs"].column("status").to_numpy(zero_copy_only=False)
-                           == "failed").sum())
-            if on_progress:
-                on_progress(chunk.count)
-            submit_next()
-    return BatchReport(store.path, batch.n_runs, 0, failed, skipped, time.time() - started)
+        submit_next()
+    try:
+        while pending:
+            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for future in finished:
+                chunk = pending.pop(future)
+                out = future.result()
+                submit_next()  # keep the workers busy while this chunk is written
+                store.write_chunk(chunk.id, out["parts"])
+                ok += out["ok"]
+                failed += out["failed"]
+                worker_seconds += out["seconds"]
+                if on_progress:
+                    on_progress(chunk.count)
+    except BrokenProcessPool as exc:
+        raise BatchError(
+            f"a worker process died ({exc}); rerun the same command to resume"
+        ) from exc
+    finally:
+        for future in pending:
+            future.cancel()
+    return BatchReport(
+        store.path,
+        batch.n_runs,
+        ok,
+        failed,
+        skipped,
+        time.perf_counter() - started,
+        runs_this_session=ok + failed,
+        worker_seconds=worker_seconds,
+    )
+
+
+# -- the manifest ------------------------------------------------------------------------------
+
+
+def now() -> str:
+    """Local time, ISO 8601 with the UTC offset."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def start_manifest(
+    batch: Batch,
+    base: Scenario,
+    overrides: Sequence[str],
+    executor: str,
+    previous: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The manifest of a batch that starts (or resumes: ``previous`` is the old manifest)."""
+    from .loader import scenario_hash, scenario_sources
+
+    sessions = list((previous or {}).get("sessions", []))
+    sessions.append({"started": now(), "executor": executor})
+    return {
+        "scenario": base.name,
+        "batch_id": batch.batch_id,
+        "status": "running",
+        "versions": versions(),
+        "scenario_hash": scenario_hash(base),
+        "point_hashes": [p.scenario_hash for p in batch.points],
+        "sources": scenario_sources(base),
+        "overrides": list(overrides),
+        "root_seed": batch.root_seed,
+        "world_seed": WORLD_SEED_RULE,
+        "run_seeds": RUN_SEED_RULE,
+        "run_id": "point * replicates + replicate",
+        "replicates": batch.replicates,
+        "points": [p.values for p in batch.points],
+        "sweep_parameters": batch.sweep_parameters,
+        "chunk_size": batch.chunk_size,
+        "chunks": len(batch.chunks),
+        "runs_total": batch.n_runs,
+        "started": (previous or {}).get("started", sessions[-1]["started"]),
+        "sessions": sessions,
+    }
+
+
+def finish_manifest(
+    manifest: dict[str, Any], report: BatchReport, status_counts: Mapping[str, int]
+) -> dict[str, Any]:
+    """The manifest of a finished batch: end time, timings, run status counts."""
+    session = manifest["sessions"][-1]
+    session |= {
+        "finished": now(),
+        "wall_seconds": round(report.seconds, 3),
+        "runs": report.runs_this_session,
+        "runs_per_second": round(report.runs_this_session / max(report.seconds, 1e-9), 1),
+        "worker_seconds": round(report.worker_seconds, 3),
+    }
+    return manifest | {
+        "status": "complete",
+        "finished": session["finished"],
+        "wall_seconds": round(sum(s.get("wall_seconds", 0.0) for s in manifest["sessions"]), 3),
+        "run_status": {
+            "ok": int(status_counts.get("ok", 0)),
+            "failed": int(status_counts.get("failed", 0)),
+        },
+    }

@@ -88,6 +88,13 @@ class BatchStore:
     def exists(self) -> bool:
         return self.manifest_path.exists()
 
+    def manifest(self) -> dict[str, Any] | None:
+        """The manifest, or None when there is none (or it cannot be read)."""
+        try:
+            return dict(self.read_json("manifest.json"))
+        except (OSError, ValueError):
+            return None
+
     def clear(self) -> None:
         """Remove this batch's folder (``--force``)."""
         if self.path.exists():
@@ -100,20 +107,27 @@ class BatchStore:
             return set()
         return {p.name[len("part-") : -len(".parquet")] for p in folder.glob("part-*.parquet")}
 
-    def write_chunk(self, chunk_id: str, tables: dict[str, Any]) -> None:
-        """Write one chunk's tables; ``runs`` last, so its presence marks the chunk done."""
+    def write_chunk(self, chunk_id: str, parts: dict[str, Any]) -> None:
+        """Write one chunk's parts (Parquet bytes, or Arrow tables) each under a temporary name
+        then renamed; ``runs`` last, so its presence marks the chunk done."""
         import pyarrow.parquet as pq
 
         for name in ("events", "series", "runs"):
             target = self.part_path(name, chunk_id)
+            part = parts[name]
+            if isinstance(part, bytes | bytearray | memoryview):
+                atomic_write_bytes(target, bytes(part))
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.tmp")
-            pq.write_table(tables[name], tmp, compression="zstd")
+            pq.write_table(part, tmp, compression="zstd")
             os.replace(tmp, target)
 
     def remove_stray_temporaries(self) -> None:
         """Temporary files of an interrupted run (never read, safe to delete)."""
         for table in TABLES:
+            if not self.table_dir(table).exists():
+                continue
             for tmp in self.table_dir(table).glob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
 

@@ -56,14 +56,18 @@ def expand(
         for name in names:
             values = parameters[name]
             if isinstance(values, tuple):
-                raise SweepError(f"sweep.parameters.{name}: grid needs a list of values, not a range")
+                raise SweepError(
+                    f"sweep.parameters.{name}: grid needs a list of values, not a range"
+                )
             lists.append(list(values))
         return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*lists)]
     bounds = []
     for name in names:
         values = parameters[name]
         if not isinstance(values, tuple):
-            raise SweepError(f"sweep.parameters.{name}: method {method} needs a range {{low, high}}")
+            raise SweepError(
+                f"sweep.parameters.{name}: method {method} needs a range {{low, high}}"
+            )
         bounds.append(values)
     lows = np.array([b[0] for b in bounds])
     highs = np.array([b[1] for b in bounds])
