@@ -561,6 +561,9 @@ class AdoptAction(_Frozen):
     tcn_from: DateLike | None = None
     """Bilateral only: date from which the TCN clause applies (default: conclusion plus the
     mechanism's tcn_delay, no clause when that is null)."""
+    tcn: bool = True
+    """Bilateral only: `false` concludes this agreement without a TCN clause (whatever the
+    mechanism's tcn_delay); cannot be combined with `tcn_from`."""
 
 
 class SetAction(_Frozen):
@@ -1192,6 +1195,11 @@ def check_parts(parts: Parts, resolved: Mapping[str, Any] | None = None) -> list
         if isinstance(pl, AdoptAction | BlockAction):
             mech = mechanism_ref((*aloc, "mechanism"), pl.mechanism)
             dyad(aloc, mech, pl.state, pl.partner, "conclude an agreement")
+            if isinstance(pl, AdoptAction) and not pl.tcn:
+                if mech is not None and not mech.bilateral:
+                    add((*aloc, "tcn"), f"not allowed: '{mech.id}' is unilateral")
+                if pl.tcn_from is not None:
+                    add((*aloc, "tcn"), "tcn: false cannot be combined with tcn_from")
             if isinstance(pl, AdoptAction) and pl.tcn_from is not None:
                 if mech is not None and not mech.bilateral:
                     add((*aloc, "tcn_from"), f"not allowed: '{mech.id}' is unilateral")

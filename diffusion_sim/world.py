@@ -306,7 +306,9 @@ def build_world(scenario: Scenario, seed: np.random.SeedSequence) -> World:
         if ev.adopt is not None:
             a = ev.adopt
             mech = mechanisms[mech_index[a.mechanism]]
-            if a.tcn_from is not None:
+            if not a.tcn:
+                tcn = NO_TCN
+            elif a.tcn_from is not None:
                 tcn = time.step_of(a.tcn_from)
             elif mech.bilateral and mech.tcn_delay != NO_TCN:
                 tcn = step + mech.tcn_delay

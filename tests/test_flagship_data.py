@@ -268,7 +268,7 @@ def _diff(a, b, path=""):
 
 
 EXPECTED_CHANGES = {
-    "eu_russia_no_tcn.yaml": [".events[3].adopt.tcn_from"],
+    "eu_russia_no_tcn.yaml": [".events[3].adopt.tcn", ".events[3].adopt.tcn_from"],
     "eu_russia_no_conditionality.yaml": [
         ".diffusion.bilateral.conditionality",
         ".diffusion.channels.conditionality.weight",
