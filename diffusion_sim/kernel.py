@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import expit
 
 from .layers import EdgeLayer, Layer
 from .world import NO_TCN, World
@@ -52,7 +53,7 @@ def hazard(eta: np.ndarray, link: str) -> np.ndarray:
     where eta is a rate (with emulation on a complete network this is the discrete Bass model).
     """
     if link == "logit":
-        return 1.0 / (1.0 + np.exp(-eta))
+        return expit(eta)
     if link == "cloglog":
         return -np.expm1(-np.exp(np.minimum(eta, 50.0)))
     if link == "linear":
@@ -203,6 +204,9 @@ class Kernel:
                 layer = self.layers[cand]
                 self.return_flow = layer.weights(dy.a, dy.b) + layer.weights(dy.b, dy.a)
         self.recorder = _Recorder()
+        # Terms that change only with scheduled events (layers, attributes) are cached until
+        # the next such event.
+        self._static: dict[str, object] = {}
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -328,6 +332,8 @@ class Kernel:
 
     def _apply_events(self) -> None:
         w, t = self.world, self.t
+        if w.layer_changes.get(t) or w.attribute_changes.get(t):
+            self._static.clear()
         for layer in w.layer_changes.get(t, []):
             self.layers[layer.id] = layer
         for ch in w.attribute_changes.get(t, []):
@@ -421,12 +427,21 @@ class Kernel:
         """Hazards of every (state, replicate, mechanism) not yet adopted; draw or replay."""
         n, r, mu = self.adopted.shape
         terms = self._unilateral_terms()
+        if "uni_static" not in self._static:
+            # alpha + the covariates that do not vary by replicate: (n, 1, Mu)
+            static = np.broadcast_to(self._alpha_u, (n, 1, mu)).copy()
+            for name in ("openness", "human_rights"):
+                static += self._uni_weights(name) * terms[name]
+            self._static["uni_static"] = static
         eta = np.empty((n, r, mu))
-        eta[...] = self._alpha_u
+        eta[...] = self._static["uni_static"]
+        scratch = np.empty((n, r, mu))
         for name, x in terms.items():
             b = self._uni_weights(name)
-            if b.any():
-                eta += b * x
+            if name in ("openness", "human_rights") or not b.any():
+                continue
+            np.multiply(x, b, out=scratch)
+            eta += scratch
         p = hazard(eta, self.world.link)
         at_risk = ~self.adopted & ~self.world.unilateral_blocked_by_step[self.t][:, None, :]
         if self._history is None:
@@ -474,10 +489,15 @@ class Kernel:
         """K_im = max over sponsors j holding m of leverage_j * (i's tie share with j)."""
         n = self.world.n
         k = np.zeros(a.shape)
-        everyone = np.arange(n)
-        for j in np.flatnonzero(self.world.sponsor):
-            dep = layer.shares(everyone, np.full(n, j)) * self.leverage[j]
-            dep[j] = 0.0
+        if "dependence" not in self._static:
+            everyone = np.arange(n)
+            deps = {}
+            for j in np.flatnonzero(self.world.sponsor):
+                dep = layer.shares(everyone, np.full(n, j)) * self.leverage[j]
+                dep[j] = 0.0
+                deps[j] = dep
+            self._static["dependence"] = deps
+        for j, dep in self._static["dependence"].items():  # type: ignore[attr-defined]
             np.maximum(k, dep[:, None, None] * a[j][None, :, :], out=k)
         return k
 
@@ -533,23 +553,30 @@ class Kernel:
                 outflow = self._orig @ self._flow
             else:
                 assert cand_layer is not None
-                f_ab = cand_layer.weights(dy.a, dy.b)[:, None]
-                f_ba = cand_layer.weights(dy.b, dy.a)[:, None]
-                inflow = _column_sums(cand_layer)[:, None]
-                outflow = cand_layer.row_sums()[:, None]
+                if "candidate_flows" not in self._static:
+                    self._static["candidate_flows"] = (
+                        cand_layer.weights(dy.a, dy.b)[:, None],
+                        cand_layer.weights(dy.b, dy.a)[:, None],
+                        _column_sums(cand_layer)[:, None],
+                        cand_layer.row_sums()[:, None],
+                    )
+                f_ab, f_ba, inflow, outflow = self._static["candidate_flows"]  # type: ignore[misc]
         if weights["demand"]:
+            inv_in = _inverse(inflow)
             terms["demand"] = (
-                _ratio(f_ba, inflow[dy.a])[:, :, None],  # a requests: b's share of a's inflow
-                _ratio(f_ab, inflow[dy.b])[:, :, None],
+                (f_ba * np.take(inv_in, dy.a, axis=0))[:, :, None],  # b's share of a's inflow
+                (f_ab * np.take(inv_in, dy.b, axis=0))[:, :, None],
             )
         if weights["conditionality"]:
             cond_id = self.bil[0].channel_layer["conditionality"]
             if cond_id is not None:
-                cl = self.layers[cond_id]
-                terms["conditionality"] = (
-                    (self.leverage[dy.a] * cl.shares(dy.b, dy.a))[:, None, None],
-                    (self.leverage[dy.b] * cl.shares(dy.a, dy.b))[:, None, None],
-                )
+                if "bil_conditionality" not in self._static:
+                    cl = self.layers[cond_id]
+                    self._static["bil_conditionality"] = (
+                        (self.leverage[dy.a] * cl.shares(dy.b, dy.a))[:, None, None],
+                        (self.leverage[dy.b] * cl.shares(dy.a, dy.b))[:, None, None],
+                    )
+                terms["conditionality"] = self._static["bil_conditionality"]  # type: ignore[assignment]
         if weights["chain"]:
             # R: the requesting side is bound by an active TCN clause (same mechanism) and
             # migrants from the partner transit it.
@@ -559,15 +586,19 @@ class Kernel:
                 (self._inc_a @ (flat * self._a_bound[:, None]))
                 + (self._inc_b @ (flat * self._b_bound[:, None]))
             ).reshape(n, r, mb) > 0
+            inv_out = _inverse(outflow)
+            transit_b = (f_ba * np.take(inv_out, dy.b, axis=0))[:, :, None]
+            transit_a = (f_ab * np.take(inv_out, dy.a, axis=0))[:, :, None]
             terms["chain"] = (
-                bound[dy.a] * _ratio(f_ba, outflow[dy.b])[:, :, None],
-                bound[dy.b] * _ratio(f_ab, outflow[dy.a])[:, :, None],
+                np.take(bound, dy.a, axis=0) * transit_b,
+                np.take(bound, dy.b, axis=0) * transit_a,
             )
         if weights["emulation"]:
             emul_id = self.bil[0].channel_layer["emulation"] or w.candidate_layer
             holds = self._holds().astype(np.float64).reshape(n, r * mb)
             e = self.layers[emul_id].mean_over_neighbours(holds).reshape(n, r, mb)
-            terms["emulation"] = (e[dy.b], e[dy.a])  # the partner's neighbours
+            # the partner's neighbours
+            terms["emulation"] = (np.take(e, dy.b, axis=0), np.take(e, dy.a, axis=0))
         if weights["hr_gap"]:
             hr_a, hr_b = self.human_rights[dy.a], self.human_rights[dy.b]
             terms["hr_gap"] = (
@@ -590,9 +621,12 @@ class Kernel:
         eta_a = np.empty((d, r, mb))
         eta_a[...] = self._alpha_b
         eta_b = eta_a.copy()
+        scratch = np.empty((d, r, mb))
         for name, (xa, xb) in terms.items():
-            eta_a += weights[name] * xa
-            eta_b += weights[name] * xb
+            np.multiply(xa, weights[name], out=scratch)
+            eta_a += scratch
+            np.multiply(xb, weights[name], out=scratch)
+            eta_b += scratch
         a_requests = eta_a >= eta_b
         eta = np.maximum(eta_a, eta_b, out=eta_a)
         p = hazard(eta, w.link)
@@ -817,6 +851,13 @@ class History:
         for dyad, k in self.bilateral_by_step.get(t, []):
             out[dyad, 0, k] = True
         return out
+
+
+def _inverse(x: np.ndarray) -> np.ndarray:
+    """1/x where x > 0, else 0."""
+    out = np.zeros(x.shape)
+    np.divide(1.0, x, out=out, where=x > 0)
+    return out
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
