@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -423,7 +424,7 @@ class Kernel:
         terms["pressure"] = self.pressure[:, :, None]
         return terms
 
-    def _unilateral_step(self, u: np.ndarray | None) -> tuple[np.ndarray, ...] | None:
+    def _unilateral_step(self, u: np.ndarray | None) -> tuple[Any, np.ndarray, dict] | None:
         """Hazards of every (state, replicate, mechanism) not yet adopted; draw or replay."""
         n, r, mu = self.adopted.shape
         terms = self._unilateral_terms()
@@ -434,7 +435,7 @@ class Kernel:
                 static += self._uni_weights(name) * terms[name]
             self._static["uni_static"] = static
         eta = np.empty((n, r, mu))
-        eta[...] = self._static["uni_static"]
+        eta[...] = cast(np.ndarray, self._static["uni_static"])
         scratch = np.empty((n, r, mu))
         for name, x in terms.items():
             b = self._uni_weights(name)
@@ -464,12 +465,13 @@ class Kernel:
             "human_rights",
             "pressure",
         ):
-            x = terms.get(name)
-            contrib[f"c_{name}"] = (
-                self._uni_weights(name)[k] * np.broadcast_to(x, (n, r, mu))[idx]
-                if x is not None
-                else np.zeros(len(k))
-            )
+            term = terms.get(name)
+            if term is None:
+                contrib[f"c_{name}"] = np.zeros(len(k))
+            else:
+                contrib[f"c_{name}"] = (
+                    self._uni_weights(name)[k] * np.broadcast_to(x, (n, r, mu))[idx]
+                )
         for name in ("demand", "chain", "hr_gap"):
             contrib[f"c_{name}"] = np.zeros(len(k))
         return idx, eta[idx], contrib
@@ -501,7 +503,7 @@ class Kernel:
             np.maximum(k, dep[:, None, None] * a[j][None, :, :], out=k)
         return k
 
-    def _commit_unilateral(self, idx: tuple[np.ndarray, ...], eta: np.ndarray, contrib) -> None:
+    def _commit_unilateral(self, idx: Any, eta: np.ndarray, contrib: dict) -> None:
         i, rep, k = idx
         spec0 = self.uni[0]
         layer_id = next(
@@ -595,6 +597,7 @@ class Kernel:
             )
         if weights["emulation"]:
             emul_id = self.bil[0].channel_layer["emulation"] or w.candidate_layer
+            assert emul_id is not None
             holds = self._holds().astype(np.float64).reshape(n, r * mb)
             e = self.layers[emul_id].mean_over_neighbours(holds).reshape(n, r, mb)
             # the partner's neighbours
@@ -788,6 +791,7 @@ class Kernel:
         holds = self._holds() if len(self.bil) else None
         for m in w.mechanisms:
             if m.bilateral:
+                assert holds is not None
                 k = self._bil_index[m.index]
                 held = holds[:, :, k].astype(np.float64)
                 agr = self.agreement[:, :, k].astype(np.float64)
@@ -816,8 +820,8 @@ class Kernel:
                 blocks[name].append(arr.ravel())
         cols = {k: np.concatenate(v) for k, v in blocks.items()}
         cols["step"] = np.full(len(cols["replicate"]), self.t, dtype=np.int32)
-        for k in ("adopters", "agreements", "beyond_sponsor"):
-            cols[k] = np.rint(cols[k]).astype(np.int32)
+        for count in ("adopters", "agreements", "beyond_sponsor"):
+            cols[count] = np.rint(cols[count]).astype(np.int32)
         cols["replicate"] = cols["replicate"].astype(np.int32)
         cols["mechanism"] = cols["mechanism"].astype(np.int32)
         cols["region"] = cols["region"].astype(np.int32)

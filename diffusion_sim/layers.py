@@ -16,6 +16,7 @@ row-normalised product ``mean_over_neighbours``: the weighted share of neighbour
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,11 +104,14 @@ class MembershipLayer:
     directed = False
 
     @classmethod
-    def from_groups(cls, layer_id: str, n: int, group_of: list[list[int]]) -> MembershipLayer:
+    def from_groups(
+        cls, layer_id: str, n: int, group_of: Sequence[Sequence[int] | np.ndarray]
+    ) -> MembershipLayer:
         """``group_of[g]`` lists the member indices of group g."""
-        rows = np.concatenate([np.asarray(g, dtype=np.int64) for g in group_of] or [np.zeros(0)])
+        empty = np.zeros(0, dtype=np.int64)
+        rows = np.concatenate([np.asarray(g, dtype=np.int64) for g in group_of] or [empty])
         cols = np.concatenate(
-            [np.full(len(g), k, dtype=np.int64) for k, g in enumerate(group_of)] or [np.zeros(0)]
+            [np.full(len(g), k, dtype=np.int64) for k, g in enumerate(group_of)] or [empty]
         )
         g = sp.coo_array(
             (np.ones(len(rows)), (rows.astype(np.int64), cols.astype(np.int64))),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,7 +225,7 @@ def _generated_layer(net: Any, n: int, region_of: np.ndarray, rng: np.random.Gen
     if kind == "complete":
         return MembershipLayer.from_groups(net.id, n, [list(range(n))])
     if kind == "same_region":
-        groups = [list(np.flatnonzero(region_of == r)) for r in range(int(region_of.max()) + 1)]
+        groups = [np.flatnonzero(region_of == r) for r in range(int(region_of.max()) + 1)]
         return MembershipLayer.from_groups(net.id, n, groups)
     seed = int(rng.integers(2**32))
     if kind == "erdos_renyi":
@@ -325,6 +326,7 @@ def build_world(scenario: Scenario, seed: np.random.SeedSequence) -> World:
             )
         elif ev.join is not None or ev.leave is not None:
             j = ev.join if ev.join is not None else ev.leave
+            assert j is not None
             membership_events[step].append((j.layer, j.group, index[j.state], ev.join is not None))
         elif ev.block is not None:
             b = ev.block
@@ -351,7 +353,7 @@ def build_world(scenario: Scenario, seed: np.random.SeedSequence) -> World:
             members = groups.setdefault(layer_id, {}).setdefault(group, set())
             (members.add if joining else members.discard)(state)
             touched.add(layer_id)
-        new_layers = []
+        new_layers: list[Layer] = []
         for layer_id in sorted(touched):
             layer = MembershipLayer.from_groups(
                 layer_id, n, [sorted(m) for m in groups[layer_id].values()]
@@ -451,7 +453,7 @@ def _dyads(
 
 
 def block_masks(
-    shape: tuple[int, ...], steps: int, windows: list[tuple[int, int, tuple[int, ...]]]
+    shape: tuple[int, ...], steps: int, windows: Sequence[tuple[int, int, tuple[int, ...]]]
 ) -> list[np.ndarray]:
     """Per step, a bool mask of the positions blocked in ``[start, until)`` by some window
     (steps without a change share one array)."""
@@ -475,7 +477,7 @@ def block_masks(
 
 def _flows(scenario: Scenario, layers: dict[str, Layer], dyads: Dyads, n: int) -> Flows | None:
     cfg = scenario.flows
-    if cfg is None or not cfg.enabled:
+    if cfg is None or not cfg.enabled or cfg.layer is None:
         return None
     layer = layers[cfg.layer]
     if not isinstance(layer, EdgeLayer):
