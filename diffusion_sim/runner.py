@@ -202,18 +202,28 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
 
 
-def chunk_tables(task: ChunkTask) -> dict[str, Any]:
-    """Run one chunk: its ``events``, ``series`` and ``runs`` Arrow tables.
+#: Replicates per slice when a worker turns kernel arrays into Parquet row groups: bounds the
+#: worker's memory (the event table of a whole 256-replicate chunk is ~100 MB in Arrow).
+ENCODE_SLICE = 64
 
-    When the kernel raises for the chunk, the chunk is run again replicate by replicate (each
-    gives exactly what it gives inside the batch), so only the runs that raise are marked
-    ``failed``.
-    """
-    import pyarrow as pa
 
+@dataclass
+class _Simulated:
+    """A chunk's kernel output: ``pieces`` of (result, first local replicate), run keys, status."""
+
+    world: Any
+    pieces: list[tuple[Any, int]]
+    run_ids: np.ndarray
+    points: np.ndarray
+    reps: np.ndarray
+    runs: Any  # the runs Arrow table
+
+
+def _simulate(task: ChunkTask) -> _Simulated:
+    """Run the chunk's kernel. When it raises, run again replicate by replicate (each gives
+    exactly what it gives inside the batch), so only the runs that raise are ``failed``."""
     from .kernel import Kernel
     from .summary import summarise
-    from .tables import EVENT_SCHEMA, SERIES_SCHEMA, event_table, series_table
 
     c = task.chunk
     reps = np.arange(c.first, c.first + c.count, dtype=np.int64)
@@ -221,39 +231,73 @@ def chunk_tables(task: ChunkTask) -> dict[str, Any]:
     points = np.full(c.count, c.point, dtype=np.int64)
     seeds = [run_seed(task.root_seed, c.point, int(k)) for k in reps]
     errors: dict[int, str] = {}
+    pieces: list[tuple[Any, int]] = []
     try:
         world = _world(task.scenario, task.scenario_hash, task.root_seed)
     except Exception as exc:  # a sweep point whose world cannot be built: every run fails
-        text = _error_text(exc)
-        errors = dict.fromkeys(range(c.count), text)
-        empty = (EVENT_SCHEMA.empty_table(), SERIES_SCHEMA.empty_table())
+        errors = dict.fromkeys(range(c.count), _error_text(exc))
         runs = _runs_table(task, None, reps, run_ids, seeds, errors, np.zeros(0, np.int64), {})
-        return {"events": empty[0], "series": empty[1], "runs": runs}
+        return _Simulated(None, [], run_ids, points, reps, runs)
     try:
         result = Kernel(world, seeds).run()
-        events = event_table(world, result, run_ids, points, reps)
-        series = series_table(world, result, run_ids, points, reps)
-        ok_local = np.arange(c.count)
         metrics = summarise(world, result, c.count, task.hr_threshold)
+        pieces = [(result, 0)]
+        ok_local = np.arange(c.count)
     except Exception:
-        ev_parts, se_parts, ok, parts = [], [], [], []
+        ok, parts = [], []
         for j in range(c.count):
-            one = (run_ids[j : j + 1], points[j : j + 1], reps[j : j + 1])
             try:
                 res = Kernel(world, [seeds[j]]).run()
-                ev_parts.append(event_table(world, res, *one))
-                se_parts.append(series_table(world, res, *one))
                 parts.append(summarise(world, res, 1, task.hr_threshold))
             except Exception as exc:
                 errors[j] = _error_text(exc)
                 continue
+            pieces.append((res, j))
             ok.append(j)
         ok_local = np.array(ok, dtype=np.int64)
-        events = pa.concat_tables([EVENT_SCHEMA.empty_table(), *ev_parts])
-        series = pa.concat_tables([SERIES_SCHEMA.empty_table(), *se_parts])
         metrics = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
     runs = _runs_table(task, world, reps, run_ids, seeds, errors, ok_local, metrics)
-    return {"events": events, "series": series, "runs": runs}
+    return _Simulated(world, pieces, run_ids, points, reps, runs)
+
+
+def _slices(sim: _Simulated, size: int) -> Iterator[tuple[Any, tuple[np.ndarray, ...]]]:
+    """(result restricted to at most ``size`` replicates, its run keys), in replicate order."""
+    from .kernel import KernelResult
+
+    for result, offset in sim.pieces:
+        n = int(result.series["replicate"].max()) + 1 if result.series else 1
+        for lo in range(0, n, size):
+            hi = min(n, lo + size)
+            keys = tuple(x[offset + lo : offset + hi] for x in (sim.run_ids, sim.points, sim.reps))
+            if lo == 0 and hi == n:
+                yield result, keys
+                continue
+            sub = []
+            for cols in (result.events, result.series):
+                if not cols:
+                    sub.append(cols)
+                    continue
+                keep = (cols["replicate"] >= lo) & (cols["replicate"] < hi)
+                part = {k: v[keep] for k, v in cols.items()}
+                part["replicate"] = part["replicate"] - lo
+                sub.append(part)
+            yield KernelResult(sub[0], sub[1]), keys
+
+
+def chunk_tables(task: ChunkTask) -> dict[str, Any]:
+    """Run one chunk: its ``events``, ``series`` and ``runs`` Arrow tables."""
+    import pyarrow as pa
+
+    from .tables import EVENT_SCHEMA, SERIES_SCHEMA, event_table, series_table
+
+    sim = _simulate(task)
+    events = [event_table(sim.world, r, *keys) for r, keys in _slices(sim, 1 << 30)]
+    series = [series_table(sim.world, r, *keys) for r, keys in _slices(sim, 1 << 30)]
+    return {
+        "events": pa.concat_tables([EVENT_SCHEMA.empty_table(), *events]),
+        "series": pa.concat_tables([SERIES_SCHEMA.empty_table(), *series]),
+        "runs": sim.runs,
+    }
 
 
 def _param_array(value: Any, kind: str, n: int) -> Any:
@@ -313,15 +357,38 @@ def encode(table: Any) -> bytes:
     return sink.getvalue()
 
 
+def _encode_streamed(sim: _Simulated, name: str) -> bytes:
+    """The chunk's events or series as Parquet bytes, one row group per replicate slice, so
+    only a slice's Arrow table is in memory at a time."""
+    import pyarrow.parquet as pq
+
+    from .tables import EVENT_SCHEMA, SERIES_SCHEMA, event_table, series_table
+
+    schema, build = (
+        (EVENT_SCHEMA, event_table) if name == "events" else (SERIES_SCHEMA, series_table)
+    )
+    sink = io.BytesIO()
+    with pq.ParquetWriter(
+        sink, schema, compression=COMPRESSION[0], compression_level=COMPRESSION[1]
+    ) as writer:
+        for result, keys in _slices(sim, ENCODE_SLICE):
+            table = build(sim.world, result, *keys)
+            if table.num_rows:
+                writer.write_table(table)
+    return sink.getvalue()
+
+
 def run_chunk(task: ChunkTask) -> dict[str, Any]:
     """Run one chunk; return its Parquet-encoded parts and run counts (what a worker sends)."""
     started = time.perf_counter()
-    tables = chunk_tables(task)
-    status = tables["runs"].column("status").to_pylist()
+    sim = _simulate(task)
+    parts = {name: _encode_streamed(sim, name) for name in ("events", "series")}
+    parts["runs"] = encode(sim.runs)
+    status = sim.runs.column("status").to_pylist()
     failed = status.count("failed")
     return {
         "chunk": task.chunk.id,
-        "parts": {name: encode(t) for name, t in tables.items()},
+        "parts": parts,
         "ok": len(status) - failed,
         "failed": failed,
         "seconds": time.perf_counter() - started,
