@@ -92,7 +92,8 @@ class DiffusionModel(mesa.Model):
         stream = run_seed(root, point, replicate)
         # Mesa's own generators get a child stream: the kernel alone draws the model's randomness.
         super().__init__(rng=stream.spawn(1)[0])
-        self.scenario = scenario
+        # (not `self.scenario`: Mesa 3.4+ reserves it for its own Scenario objects)
+        self.config = scenario
         self.world = world if world is not None else build_world(scenario, world_seed(root))
         self.kernel = Kernel(self.world, [stream])
         self.point, self.replicate = point, replicate

@@ -62,7 +62,7 @@ def test_run_writes_the_results_folder(tmp_path):
     out = folders[0]
     assert str(out) in result.stdout
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["run_status"] == {"ok": 4}
+    assert manifest["run_status"]["ok"] == 4 and manifest["run_status"].get("failed", 0) == 0
     assert (out / "scenario.yaml").exists() and (out / "world.json").exists()
     events = pq.read_table(out / "events.parquet")
     assert set(events.column_names) >= EVENT_COLUMNS
