@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Regenerate every figure of the README's case study with the tool's own commands.
+#
+#   docs/make_figures.sh            (from anywhere; needs .venv, e.g. after `make demo`)
+#
+# 1. runs the flagship, its four counterfactual variants and the boundary build-up pair into
+#    results/ with their fixed seeds (2007 and 2010, the scenario files' own `runs.seed`) and
+#    200 replicates each;
+# 2. draws each batch's figures with `diffusion-sim plot`;
+# 3. compares the counterfactuals and the boundary pair with `diffusion-sim compare`;
+# 4. copies the PNGs the README shows into docs/figures/.
+#
+# A batch that is already complete is not run again (the same command resumes or is a no-op),
+# so a second call only redraws. The comparison tables land in
+# results/compare/eu_russia_counterfactuals/comparison.md and
+# results/compare/boundary_buildup/comparison.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DS=${DS:-.venv/bin/diffusion-sim}
+FIG=docs/figures
+mkdir -p "$FIG"
+
+# run SCENARIO SEED -> prints the results folder (the last line `run` writes to stdout)
+run() {
+    "$DS" run "scenarios/$1.yaml" --seed "$2" --no-plots | tail -n 1
+}
+
+base=$(run eu_russia_readmission 2007)
+no_tcn=$(run eu_russia_no_tcn 2007)
+no_cond=$(run eu_russia_no_conditionality 2007)
+no_flows=$(run eu_russia_no_flows 2007)
+fh=$(run eu_russia_freedom_house 2007)
+bb=$(run boundary_buildup 2010)
+bb0=$(run boundary_buildup_no_openness 2010)
+
+# Every figure kind that applies, for every batch (into <results>/plots/).
+for d in "$base" "$no_tcn" "$no_cond" "$no_flows" "$fh" "$bb" "$bb0"; do
+    "$DS" plot "$d" >/dev/null
+done
+
+"$DS" compare "$base" "$no_tcn" "$no_cond" "$no_flows" "$fh" \
+    --labels baseline,no_tcn,no_conditionality,no_flows,freedom_house \
+    --out results/compare/eu_russia_counterfactuals
+"$DS" compare "$bb" "$bb0" \
+    --labels openness_2.0,openness_0 \
+    --out results/compare/boundary_buildup
+
+cp "$base/plots/spillover.png"   "$FIG/flagship_spillover.png"
+cp "$base/plots/depth.png"       "$FIG/flagship_depth.png"
+cp "$base/plots/network.png"     "$FIG/flagship_network.png"
+cp "$base/plots/channels.png"    "$FIG/flagship_channels.png"
+cp "$base/plots/hr_exposure.png" "$FIG/flagship_hr_exposure.png"
+cp results/compare/eu_russia_counterfactuals/spillover_readmission.png \
+    "$FIG/counterfactuals_readmission.png"
+cp "$bb/plots/buildup.png"  "$FIG/boundary_buildup_index.png"
+cp "$bb0/plots/buildup.png" "$FIG/boundary_buildup_no_openness_index.png"
+cp results/compare/boundary_buildup/spillover_border_control.png \
+    "$FIG/boundary_buildup_border_control.png"
+
+echo "figures in $FIG:"
+ls -1 "$FIG"
