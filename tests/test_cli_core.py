@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 from helpers import ROOT, SCENARIOS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 EVENT_COLUMNS = {"run_id", "replicate", "step", "date", "mechanism", "state", "partner", "depth"}
 
@@ -93,3 +95,49 @@ def test_help_lists_the_commands():
     assert result.returncode == 0
     for command in ("validate", "run", "sweep", "plot", "compare"):
         assert command in result.stdout
+
+
+BROKEN_PIECES = [
+    "name: [unclosed\n",
+    "time: {start: 2000, steps: 0}\n",
+    "time: {start: 2000, steps: 1e12}\n",
+    "mechanisms: [{id: m, kind: sideways, intercept: 0}]\n",
+    "mechanisms: [{id: m, kind: unilateral, intercept: .nan}]\n",
+    "generate: {n: 5, human_rights: 7, openness: 0.5}\n",
+    "networks: [{id: a, edges: [[X, Y, 1]]}]\n",
+    "networks: []\n",
+    "diffusion: {link: probit}\n",
+    "events: [{date: 1850, adopt: {mechanism: m, state: S0000}}]\n",
+    "runs: {replicates: 0}\n",
+    "!!python/object:os.system {}\n",
+    "\t- bad indentation\n",
+]
+
+
+def _cli_runner_validate(path: Path):
+    from typer.testing import CliRunner
+
+    from diffusion_sim.cli import app
+
+    return CliRunner().invoke(app, ["validate", str(path)])
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    pieces=st.lists(st.sampled_from(BROKEN_PIECES), min_size=1, max_size=4),
+    keep=st.lists(st.booleans(), min_size=8, max_size=8),
+)
+def test_broken_scenarios_exit_2_without_traceback(tmp_path, pieces, keep):
+    """Any mix of a valid scenario's lines and broken pieces ends in exit 0 (still valid) or
+    exit 2 with file:line messages, never an exception."""
+    valid = (SCENARIOS / "bass_limit.yaml").read_text().splitlines(keepends=True)
+    lines = [line for line, k in zip(valid, keep * 3, strict=False) if k] + pieces
+    path = tmp_path / "broken.yaml"
+    path.write_text("".join(lines))
+    result = _cli_runner_validate(path)
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code in (0, 2)
+    if result.exit_code == 2:
+        assert str(path) in result.output
