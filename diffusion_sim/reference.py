@@ -158,6 +158,10 @@ class ReferenceModel:
 
     # -- bilateral quantities --------------------------------------------------------------------
 
+    def _candidate_ties(self) -> list[dict[int, float]]:
+        assert self.w.candidate_layer is not None
+        return self.ties[self.w.candidate_layer]
+
     def _flow_between(self, src: int, dst: int) -> float:
         fl = self.w.flows
         if fl is not None:
@@ -166,19 +170,19 @@ class ReferenceModel:
                 for e in range(len(self.flow))
                 if fl.origin[e] == src and fl.destination[e] == dst
             )
-        return self.ties[self.w.candidate_layer][src].get(dst, 0.0)
+        return self._candidate_ties()[src].get(dst, 0.0)
 
     def _inflow(self, r: int) -> float:
         fl = self.w.flows
         if fl is not None:
             return sum(self.flow[e] for e in range(len(self.flow)) if fl.destination[e] == r)
-        return sum(t.get(r, 0.0) for t in self.ties[self.w.candidate_layer])
+        return float(sum(t.get(r, 0.0) for t in self._candidate_ties()))
 
     def _outflow(self, s: int) -> float:
         fl = self.w.flows
         if fl is not None:
             return sum(self.flow[e] for e in range(len(self.flow)) if fl.origin[e] == s)
-        return sum(self.ties[self.w.candidate_layer][s].values())
+        return float(sum(self._candidate_ties()[s].values()))
 
     def _bound(self, r: int, k: int) -> bool:
         """r is bound by an active TCN clause (the non-sponsor side, or both between equals)."""
@@ -207,6 +211,7 @@ class ReferenceModel:
             self._flow_between(s, r), self._outflow(s)
         )
         emul_layer = m.channel_layer["emulation"] or self.w.candidate_layer
+        assert emul_layer is not None
         emul = _share(self.ties[emul_layer], s, lambda j: 1.0 if self._holds(j, k) else 0.0)
         hr_gap = max(0.0, self.states[r].human_rights - self.states[s].human_rights)
         openness = 0.5 * (self.states[r].openness + self.states[s].openness)
@@ -333,8 +338,9 @@ class ReferenceModel:
                 depths_u.append(0.0)
                 continue
             low = math.inf
-            if first is not None:
-                ties = self.ties[self.uni[0].channel_layer[first]][i]
+            first_layer = self.uni[0].channel_layer[first] if first is not None else None
+            if first_layer is not None:
+                ties = self.ties[first_layer][i]
                 low = min((self.states[j].generation_u[k] for j in ties), default=math.inf)
             depths_u.append(low + 1.0 if math.isfinite(low) else 1.0)
         for (i, k), depth in zip(adopt_u, depths_u, strict=True):
