@@ -395,3 +395,180 @@ def main() -> None:
     except UserError as exc:  # pragma: no cover - commands raise typer.Exit themselves
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+@app.command()
+def calibrate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    params: Annotated[
+        str, typer.Option("--params", help="Comma-separated dotted paths of the parameters to fit.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for calibration.json, calibrated.yaml, figure.")
+    ],
+    observed: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV state,mechanism,partner,date: every adoption in the window (complete). "
+            "Without it: the scenario's observed: list (partial, ABC)."
+        ),
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option(help="mle | abc (default: mle with --observed, else abc).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Fit only the history before DATE (year or ISO date).")
+    ] = None,
+    range_: Annotated[
+        list[str] | None,
+        typer.Option("--range", help="path=low:high: search bounds (mle) or prior (abc)."),
+    ] = None,
+    intervals: Annotated[str, typer.Option(help="mle intervals: wald | profile.")] = "wald",
+    draws: Annotated[int, typer.Option(help="abc: prior draws.")] = 1000,
+    abc_replicates: Annotated[int, typer.Option(help="abc: replicates per draw.")] = 10,
+    accept: Annotated[float, typer.Option(help="abc: accepted share of the runs.")] = 0.05,
+    replicates: Annotated[int, typer.Option(help="Runs simulated for the figure.")] = 200,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Fit parameters to an observed timeline (exact likelihood, or ABC for partial ones)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from contextlib import nullcontext
+
+    from . import calibrate as cal
+    from .runner import BatchError, make_executor
+    from .sweep import SweepError, parse_range_option
+
+    base = _load(scenario, list(set_ or []))
+    try:
+        ranges = dict(parse_range_option(r) for r in range_ or [])
+        until_year = cal.parse_date(until) if until is not None else None
+        paths = [p.strip() for p in params.split(",") if p.strip()]
+        use_pool = (method or ("mle" if observed else "abc")) == "abc" and (
+            scheduler or (workers or 1) > 1
+        )
+        with make_executor(workers or 1, scheduler) if use_pool else nullcontext() as ex:
+            result, observation = cal.calibrate(
+                base,
+                paths,
+                observed=observed,
+                method=method,
+                until=until_year,
+                ranges=ranges,
+                intervals=intervals,
+                abc_options={
+                    "draws": draws,
+                    "replicates": abc_replicates,
+                    "accept": accept,
+                    "executor": ex.executor if ex is not None else None,
+                },
+            )
+        written = cal.write_outputs(
+            out, base, result, observation, replicates=replicates, formats=base.outputs.formats
+        )
+    except (cal.CalibrationError, SweepError, BatchError, ValueError) as exc:
+        _fail(f"error: {exc}")
+    typer.echo(f"method: {result.method} ({result.intervals})")
+    typer.echo(
+        f"observed: {result.observed}, {result.n_events} events, {result.steps} steps fitted"
+    )
+    for e in result.estimates:
+        typer.echo(
+            f"  {e.path} = {e.estimate:.4g}  se {e.se:.3g}  "
+            f"95 % [{e.ci_low:.4g}, {e.ci_high:.4g}]" + (f"  ({e.note})" if e.note else "")
+        )
+    if result.log_likelihood is not None:
+        typer.echo(f"log-likelihood {result.log_likelihood:.4f}, AIC {result.aic:.4f}")
+    for path in written.values():
+        typer.echo(str(path))
+
+
+@app.command()
+def sensitivity(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    outcome: Annotated[
+        list[str],
+        typer.Option(
+            help="Metric column of runs.parquet, e.g. readmission:final_share (repeatable)."
+        ),
+    ],
+    method: Annotated[str, typer.Option(help="morris | sobol")] = "morris",
+    params: Annotated[
+        str | None, typer.Option(help="Comma-separated dotted paths (default: all with ranges).")
+    ] = None,
+    range_: Annotated[
+        list[str] | None,
+        typer.Option("--range", help="path=low:high (repeatable; else the sweep: ranges)."),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="Morris trajectories (10) / Sobol base samples (64).")
+    ] = None,
+    levels: Annotated[int, typer.Option(help="Morris grid levels.")] = 4,
+    replicates: Annotated[int | None, typer.Option(help="Replicates per point.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Root seed.")] = None,
+    out: OutOption = Path("results"),
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
+    set_: SetOption = None,
+    resume: Annotated[bool, typer.Option("--resume/--force")] = True,
+) -> None:
+    """Morris or Sobol indices of summary metrics; runs the design as a batch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rich.console import Console
+
+    from . import sensitivity as sens
+    from .progress import progress_bar
+    from .runner import BatchError
+    from .store import StoreError
+    from .sweep import SweepError, parse_range_option
+
+    console = Console(stderr=True)
+    overrides = _batch_overrides(replicates, seed, None, set_)
+    base = _load(scenario, overrides)
+    try:
+        ranges = dict(parse_range_option(r) for r in range_ or [])
+        names = [p.strip() for p in params.split(",") if p.strip()] if params else None
+        chosen = sens.parameter_ranges(base, names, ranges)
+        n = samples if samples is not None else (10 if method == "morris" else 64)
+        design = sens.make_design(method, chosen, n, base.runs.seed, levels=levels)
+        console.print(
+            f"{method}: {len(design.x)} points x {base.runs.replicates} replicates "
+            f"over {len(chosen)} parameters"
+        )
+        with progress_bar(len(design.x) * base.runs.replicates, base.name, console) as advance:
+            store, _ = sens.run_design(
+                base,
+                design,
+                out=out,
+                workers=workers,
+                scheduler=scheduler,
+                force=not resume,
+                overrides=overrides,
+                on_progress=advance,
+                describe=console.print,
+            )
+        runs = store.read_table("runs")
+        import pandas as pd
+
+        table = pd.concat(
+            [sens.analyse(design, sens.outcome_means(runs, o, len(design.x)), o) for o in outcome]
+        )
+        written = sens.write_outputs(store, design, table, formats=base.outputs.formats)
+    except (sens.SensitivityError, SweepError, BatchError, StoreError) as exc:
+        _fail(f"error: {exc}")
+    primary = sens.PRIMARY[method]
+    for o in outcome:
+        sub = table[(table["outcome"] == o) & (table["index"] == primary)].sort_values("rank")
+        typer.echo(f"{o}: {primary} (95 % CI), most influential first")
+        for _, row in sub.iterrows():
+            typer.echo(
+                f"  {row['rank']}. {row['parameter']}: {row['value']:.4g} "
+                f"[{row['ci_low']:.4g}, {row['ci_high']:.4g}]"
+            )
+    for path in written.values():
+        typer.echo(str(path))
