@@ -19,6 +19,7 @@ the candidate values through ``loader.override_scenario`` (so each is validated 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import json
 import math
@@ -36,7 +37,8 @@ from .kernel import Kernel, ZeroProbabilityError
 from .likelihood import HistoryError, history_from_records, log_likelihood
 from .loader import dump_scenario, override_scenario
 from .seeds import run_seed, world_seed
-from .world import World, build_world, calendar_year
+from .world import BILATERAL_TERMS, World, build_world, calendar_year
+from .world import _mechanisms as _mechanism_specs
 
 #: 97.5 % quantile of the standard normal (two-sided 95 % Wald interval).
 Z95 = 1.959963984540054
@@ -375,14 +377,21 @@ def start_values(scenario: Scenario, paths: Sequence[str]) -> np.ndarray:
     if len(set(paths)) != len(paths):
         raise CalibrationError("--params: a parameter is listed twice")
     problems: list[str] = []
+    data = scenario.model_dump(exclude_none=True)
     for p in paths:
         try:
             parameter_bounds(p)
         except CalibrationError as exc:
+            # A path the scenario does not have at all: say so, with the closest key.
+            current = _walk(data, p.split("."))
+            try:
+                override_scenario(scenario, {p: 0.0 if current is None else current})
+            except ScenarioError as missing:
+                problems.extend(f"--params: {q.path}: {q.message}" for q in missing.problems)
+                continue
             problems.append(str(exc))
     if problems:
         raise CalibrationError("\n".join(problems))
-    data = scenario.model_dump(exclude_none=True)
     values = []
     for p in paths:
         parts = p.split(".")
@@ -444,6 +453,8 @@ class Model:
         self.paths = list(paths)
         self.seed = world_seed(scenario.runs.seed)
         self.start = start_values(scenario, self.paths)
+        self._structural = any(p.startswith("flows.") for p in self.paths)
+        self._base: World | None = None
 
     def values(self, theta: Theta) -> dict[str, float]:
         return {p: float(v) for p, v in zip(self.paths, theta, strict=True)}
@@ -462,7 +473,23 @@ class Model:
             ) from None
 
     def world_at(self, theta: Theta) -> World:
-        return build_world(self.scenario_at(theta), self.seed)
+        """The world of ``theta``. Coefficients (intercepts, channel, covariate and bilateral
+        weights, effectiveness) live only in the mechanism specs and the bilateral terms, so
+        those are recompiled into a copy of the world built once; ``flows.deflection`` shapes
+        the flows, so it rebuilds the world."""
+        scenario = self.scenario_at(theta)
+        if self._structural:
+            return build_world(scenario, self.seed)
+        if self._base is None:
+            self._base = build_world(self.scenario, self.seed)
+        bilateral = scenario.diffusion.bilateral
+        return dataclasses.replace(
+            self._base,
+            mechanisms=_mechanism_specs(scenario),
+            bilateral_terms=(
+                {t: float(getattr(bilateral, t)) for t in BILATERAL_TERMS} if bilateral else {}
+            ),
+        )
 
 
 class Likelihood:
