@@ -276,10 +276,11 @@ class Kernel:
         # Every hazard is computed from the state at the start of the step (synchronous update).
         new_uni = self._unilateral_step(u_uni) if mu else None
         new_bil = self._bilateral_step(u_bil) if mb and d else None
+        held_at_start = self.adopted.copy() if new_uni is not None else None
         if rev_uni is not None:
             self._revocations(rev_uni, rev_bil)
         if new_uni is not None:
-            self._commit_unilateral(*new_uni)
+            self._commit_unilateral(*new_uni, held_at_start)
         if new_bil is not None:
             self._commit_bilateral(*new_bil)
         if self.world.flows is not None:
@@ -503,7 +504,9 @@ class Kernel:
             np.maximum(k, dep[:, None, None] * a[j][None, :, :], out=k)
         return k
 
-    def _commit_unilateral(self, idx: Any, eta: np.ndarray, contrib: dict) -> None:
+    def _commit_unilateral(
+        self, idx: Any, eta: np.ndarray, contrib: dict, held_at_start: np.ndarray
+    ) -> None:
         i, rep, k = idx
         spec0 = self.uni[0]
         layer_id = next(
@@ -514,12 +517,11 @@ class Kernel:
             ),
             None,
         )
-        # Chain depth: 1 + the lowest generation among adopted neighbours (1 if none adopted);
-        # sponsors are generation 0.
+        # Chain depth: 1 + the lowest generation among the neighbours holding the mechanism at
+        # the start of the step (1 if none holds it); sponsors are generation 0.
         if layer_id is not None:
             n, r, mu = self.adopted.shape
-            gen = self.generation_u.reshape(n, r * mu).copy()
-            gen[i, rep * mu + k] = _INF  # an adopter is not its own neighbour
+            gen = np.where(held_at_start, self.generation_u, _INF).reshape(n, r * mu)
             nearest = self.layers[layer_id].neighbour_min(gen, i, rep * mu + k)
             depth = np.where(np.isfinite(nearest), nearest + 1.0, 1.0)
         else:
@@ -742,10 +744,16 @@ class Kernel:
 
     def _update_flows(self) -> None:
         """Controls remove flows; a share ``deflection`` of every removed flow goes to the
-        origin's other destinations in proportion to their current flows."""
+        origin's *other* destinations in proportion to their current (kept) flows.
+
+        For origin o, the flow removed on edge e' is spread over o's edges e != e' with weights
+        kept_e / (K_o - kept_e'), K_o = sum of o's kept flows, so edge e receives
+        ``deflection * kept_e * (S_o - ratio_e)`` with ratio_e' = removed_e' / (K_o - kept_e')
+        and S_o the sum of o's ratios. Flow removed from an origin's only destination is lost.
+        """
         fl = self.world.flows
         assert fl is not None
-        n, r = self.world.n, self.n_replicates
+        r = self.n_replicates
         keep = np.ones((len(fl.volume), r))
         for k, m in enumerate(self.uni):
             keep *= 1.0 - m.effectiveness * self.adopted[fl.destination, :, k]
@@ -755,17 +763,16 @@ class Kernel:
                 keep[edges] *= 1.0 - m.effectiveness * self.agreement[dyads, :, k]
         kept = fl.volume[:, None] * keep
         removed = fl.volume[:, None] - kept
-        deflected = fl.deflection * (self._orig @ removed)  # (n, R) per origin
-        kept_out = self._orig @ kept
-        share = _ratio(kept, kept_out[fl.origin])
-        added = deflected[fl.origin] * share
+        kept_out = np.take(self._orig @ kept, fl.origin, axis=0)  # K_o on each edge
+        ratio = _ratio(removed, kept_out - kept)
+        spread = np.take(self._orig @ ratio, fl.origin, axis=0) - ratio
+        added = fl.deflection * kept * spread
         self._flow = kept + added
         inflow = self._dest @ self._flow
         self.pressure = inflow / fl.scale
         self._deflected_share = np.minimum(
             1.0, _ratio(self._dest @ added, np.repeat(self._baseline_inflow[:, None], r, axis=1))
         )
-        del n
 
     # -- 6. observables ------------------------------------------------------------------------
 

@@ -300,6 +300,7 @@ class ReferenceModel:
                 p = float(hazard(np.array(max(eta_a, eta_b)), w.link))
                 if u[n * mu + d * mb + k] < p:
                     adopt_b.append((d, k, a if eta_a >= eta_b else b))
+        held_at_start = {(i, k) for i in range(n) for k in range(mu) if self.states[i].adopted[k]}
         if self.draws > n * mu + nd * mb:
             off = n * mu + nd * mb
             for i in range(n):
@@ -322,8 +323,9 @@ class ReferenceModel:
                             (t, self.bil[k].index, int(dy.a[d]), int(dy.b[d]), 0, "revoke")
                         )
 
-        # Unilateral depth: 1 + the lowest start-of-step generation among neighbours (1 if
-        # none ever adopted); sponsors are generation 0. All depths first, then commit.
+        # Unilateral depth: 1 + the lowest generation among neighbours holding the mechanism
+        # at the start of the step (1 if none); sponsors are generation 0. Depths first, then
+        # commit.
         first = next(
             (
                 c
@@ -341,7 +343,10 @@ class ReferenceModel:
             first_layer = self.uni[0].channel_layer[first] if first is not None else None
             if first_layer is not None:
                 ties = self.ties[first_layer][i]
-                low = min((self.states[j].generation_u[k] for j in ties), default=math.inf)
+                low = min(
+                    (self.states[j].generation_u[k] for j in ties if (j, k) in held_at_start),
+                    default=math.inf,
+                )
             depths_u.append(low + 1.0 if math.isfinite(low) else 1.0)
         for (i, k), depth in zip(adopt_u, depths_u, strict=True):
             s = self.states[i]
@@ -379,11 +384,15 @@ class ReferenceModel:
         added = [0.0] * n_e
         for o in range(self.w.n):
             mine = [e for e in range(n_e) if fl.origin[e] == o]
-            removed = sum(fl.volume[e] - kept[e] for e in mine)
             total_kept = sum(kept[e] for e in mine)
-            for e in mine:
-                if total_kept > 0:
-                    added[e] = fl.deflection * removed * kept[e] / total_kept
+            for source in mine:  # the flow removed on `source` goes to o's other destinations
+                removed = fl.volume[source] - kept[source]
+                others = total_kept - kept[source]
+                if removed <= 0 or others <= 0:
+                    continue
+                for e in mine:
+                    if e != source:
+                        added[e] += fl.deflection * removed * kept[e] / others
         self.flow = [kept[e] + added[e] for e in range(n_e)]
         for i, s in enumerate(self.states):
             inflow = sum(self.flow[e] for e in range(n_e) if fl.destination[e] == i)
