@@ -276,7 +276,7 @@ class Kernel:
         # Every hazard is computed from the state at the start of the step (synchronous update).
         new_uni = self._unilateral_step(u_uni) if mu else None
         new_bil = self._bilateral_step(u_bil) if mb and d else None
-        held_at_start = self.adopted.copy() if new_uni is not None else None
+        held_at_start = self.adopted.copy()
         if rev_uni is not None:
             self._revocations(rev_uni, rev_bil)
         if new_uni is not None:
