@@ -762,7 +762,12 @@ def fit_mle(
             "With the linear link an adoption needs eta > 0; with a bilateral mechanism the "
             "pair must be an open candidate dyad. Change the start values (--set) or the model."
         ) from None
-    theta, lmax, info = _maximise(lik.safe, x0, bounds)
+
+    def objective(x: np.ndarray) -> float:
+        # Finite-difference probes may step past a bound by a hair: evaluate at the bound.
+        return lik.safe(np.clip(x, bounds[:, 0], bounds[:, 1]))
+
+    theta, lmax, info = _maximise(objective, x0, bounds)
 
     width = bounds[:, 1] - bounds[:, 0]
     at_bound = (theta - bounds[:, 0] < 1e-4 * width) | (bounds[:, 1] - theta < 1e-4 * width)
@@ -770,7 +775,7 @@ def fit_mle(
         1e-3 * np.maximum(1.0, np.abs(theta)),
         0.25 * np.minimum(theta - bounds[:, 0], bounds[:, 1] - theta).clip(min=1e-6),
     )
-    hess = numerical_hessian(lik.safe, theta, h)
+    hess = numerical_hessian(objective, theta, h)
     info_matrix = -hess
     cov = np.full((len(theta), len(theta)), np.nan)
     identified = bool(np.all(np.isfinite(info_matrix)))
@@ -785,7 +790,11 @@ def fit_mle(
     for i, p in enumerate(paths):
         note = []
         if at_bound[i]:
-            note.append("at a bound of the search range: the interval is not valid there")
+            note.append(
+                "at a bound of the search range: no Hessian-based se there (the maximum is on "
+                "the boundary); use --intervals profile or a wider --range"
+            )
+            se[i] = math.nan
         if not identified:
             note.append(
                 "observed information not positive definite: the data do not identify the "
@@ -807,7 +816,7 @@ def fit_mle(
     if intervals == "profile":
         for i, e in enumerate(estimates):
             scale = e.se if math.isfinite(e.se) and e.se > 0 else 0.5
-            e.ci_low, e.ci_high = _profile_interval(lik.safe, theta, lmax, i, bounds, scale)
+            e.ci_low, e.ci_high = _profile_interval(objective, theta, lmax, i, bounds, scale)
     correlation = None
     if identified:
         d = np.sqrt(np.diag(cov))
@@ -922,6 +931,7 @@ def plot_fit(
     the simulated ones, one panel per tracked mechanism. Returns a matplotlib Figure."""
     import pandas as pd
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     from .plots import OKABE_ITO, draw_bands
 
@@ -953,10 +963,12 @@ def plot_fit(
                 label=f"fitted up to {until:g}",
             )
         spec = world.mechanisms[m]
-        what = "all endogenous adoptions" if complete else "the observed units only"
-        ax.set_title(f"{spec.label}: cumulative, {what}", fontsize=10)
+        unit = "Agreements" if spec.bilateral else "Adoptions"
+        what = "endogenous, all units" if complete else "endogenous, observed units only"
+        ax.set_title(spec.label, fontsize=10)
         ax.set_xlabel("Year")
-        ax.set_ylabel("Adoptions" if not spec.bilateral else "Agreements")
+        ax.set_ylabel(f"{unit}, cumulative ({what})", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, color="#E5E5E5", linewidth=0.6)
         ax.legend(fontsize=8, loc="upper left")
     for ax in axes[k:]:
