@@ -38,7 +38,7 @@ from .likelihood import HistoryError, history_from_records, log_likelihood
 from .loader import dump_scenario, override_scenario
 from .seeds import run_seed, world_seed
 from .world import BILATERAL_TERMS, World, build_world, calendar_year
-from .world import _mechanisms as _mechanism_specs
+from .world import resolve_mechanisms as _mechanism_specs
 
 #: 97.5 % quantile of the standard normal (two-sided 95 % Wald interval).
 Z95 = 1.959963984540054

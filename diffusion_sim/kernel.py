@@ -110,9 +110,11 @@ class Kernel:
         world: World,
         seeds: Sequence[np.random.SeedSequence],
         history: History | None = None,
+        record: bool = True,
     ) -> None:
         self.world = world
         self._history = history
+        self._record = record  # False: no event or series tables (likelihood evaluations)
         self.loglik = 0.0
         self._uni_weight_cache: dict[str, np.ndarray] = {}
         if history is not None:
@@ -228,7 +230,7 @@ class Kernel:
         return (self._inc_any @ flat).reshape(self.world.n, r, mb) > 0
 
     def _record_events(self, **cols: np.ndarray) -> None:
-        if len(cols["state"]):
+        if self._record and len(cols["state"]):
             self.recorder.events.append(self._event_block(**cols))
 
     def _event_block(self, **cols: np.ndarray) -> dict[str, np.ndarray]:
@@ -285,7 +287,8 @@ class Kernel:
             self._commit_bilateral(*new_bil)
         if self.world.flows is not None:
             self._update_flows()
-        self._record_series()
+        if self._record:
+            self._record_series()
         self.t += 1
 
     def _score(self, p: np.ndarray, at_risk: np.ndarray, new: np.ndarray, what: str) -> None:

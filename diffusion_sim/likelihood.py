@@ -110,7 +110,7 @@ def _is_nan(x: Any) -> bool:
 
 def log_likelihood(world: World, history: History, steps: int) -> float:
     """Log-likelihood of the history under the world's parameters (replayed for ``steps``)."""
-    kernel = Kernel(world, [np.random.SeedSequence(0)], history=history)
+    kernel = Kernel(world, [np.random.SeedSequence(0)], history=history, record=False)
     for _ in range(steps):
         kernel.step()
     return kernel.loglik

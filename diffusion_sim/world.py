@@ -259,7 +259,8 @@ def _layer(net: Any, n: int, index: dict[str, int], region_of: np.ndarray, rng) 
     return EdgeLayer.from_edges(net.id, n, src, dst, w, bool(net.directed))
 
 
-def _mechanisms(scenario: Scenario) -> list[MechanismSpec]:
+def resolve_mechanisms(scenario: Scenario) -> list[MechanismSpec]:
+    """Each mechanism's parameters with per-mechanism channel/covariate overrides applied."""
     channels = scenario.diffusion.channels or {}
     out = []
     for k, m in enumerate(scenario.mechanisms):
@@ -287,7 +288,7 @@ def build_world(scenario: Scenario, seed: np.random.SeedSequence) -> World:
     st = _states(scenario, rng)
     n = len(st["ids"])
     index = {s: i for i, s in enumerate(st["ids"])}
-    mechanisms = _mechanisms(scenario)
+    mechanisms = resolve_mechanisms(scenario)
     mech_index = {m.id: m.index for m in mechanisms}
     time = scenario.time
 
