@@ -592,6 +592,28 @@ def hr_exposure(
     return frame[[*RUN_KEYS, "mechanism", "step", "date", *cols]]
 
 
+def openness_over_time(
+    baseline: np.ndarray, ids: Sequence[str], world: Mapping[str, Any], n_steps: int
+) -> np.ndarray:
+    """(states, steps) openness: the baseline with the scheduled openness shocks of
+    ``world["attribute_changes"]`` (``{step, state, attribute, value | add}``) applied from
+    their step on, clipped to [0, 1] as in the model."""
+    path = np.repeat(baseline[:, None], n_steps, axis=1)
+    position = {s: i for i, s in enumerate(ids)}
+    changes = sorted(
+        (c for c in world.get("attribute_changes", []) if c["attribute"] == "openness"),
+        key=lambda c: c["step"],
+    )
+    for c in changes:
+        i, t = position[c["state"]], int(c["step"])
+        if not 0 <= t < n_steps:
+            continue
+        current = path[i, t]
+        new = c["value"] if c.get("value") is not None else current + c["add"]
+        path[i, t:] = min(1.0, max(0.0, new))
+    return path
+
+
 def buildup_index(
     events: pd.DataFrame,
     world: Mapping[str, Any],
@@ -601,8 +623,10 @@ def buildup_index(
     """Boundary build-up index: Spearman rank correlation, across all states of the world, of
     openness with the number of controls held, per run and step.
 
-    Openness is each state's baseline from ``world.json`` (attribute shocks during the run are
-    not seen). Controls held after step ``t``, rebuilt from the events: with
+    Openness is each state's value during step ``t``: the baseline from ``world.json`` with
+    the scheduled ``set`` shocks of ``world["attribute_changes"]`` applied from their step on
+    (so an integration event such as the Customs Union is seen). Controls held after step
+    ``t``, rebuilt from the events: with
     ``count='mechanisms'`` the number of mechanisms a state holds (a bilateral one counts once
     if the state is party to at least one agreement in force); with ``count='agreements'``
     every agreement in force counts. Ties get average ranks. ``rho`` is NaN while every state
@@ -629,12 +653,13 @@ def buildup_index(
         state_pos = pd.Index(ids).get_indexer(per_state.index.get_level_values(1))
         ok = (run_pos >= 0) & (state_pos >= 0)
         cube[run_pos[ok], state_pos[ok], :] = per_state.to_numpy()[ok]
-    open_rank = stats.rankdata(openness.to_numpy(dtype=float))
+    open_path = openness_over_time(openness.to_numpy(dtype=float), ids, world, n_steps)
+    open_rank = stats.rankdata(open_path, axis=0)
     held_rank = stats.rankdata(cube, axis=1)
-    a = open_rank - open_rank.mean()
+    a = open_rank - open_rank.mean(axis=0, keepdims=True)
     b = held_rank - held_rank.mean(axis=1, keepdims=True)
-    num = np.einsum("s,rst->rt", a, b)
-    den = np.sqrt((a**2).sum()) * np.sqrt((b**2).sum(axis=1))
+    num = np.einsum("st,rst->rt", a, b)
+    den = np.sqrt((a**2).sum(axis=0))[None, :] * np.sqrt((b**2).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = np.where(den > 1e-12, num / np.where(den > 1e-12, den, 1.0), np.nan)
     frame = pd.DataFrame(

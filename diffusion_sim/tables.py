@@ -172,6 +172,17 @@ def world_summary(world: World) -> dict:
             for i in range(world.n)
         ],
         "regions": list(world.regions),
+        "attribute_changes": [
+            {
+                "step": ch.step,
+                "state": world.ids[ch.state],
+                "attribute": ch.attribute,
+                "value": ch.value,
+                "add": ch.add,
+            }
+            for step in sorted(world.attribute_changes)
+            for ch in world.attribute_changes[step]
+        ],
         "mechanisms": [
             {
                 "id": m.id,

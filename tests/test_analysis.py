@@ -168,6 +168,20 @@ def test_buildup_index_spearman_by_hand(world, events):
     assert math.isnan(run1[4])  # everyone holds exactly one control
 
 
+def test_buildup_index_sees_scheduled_openness_shocks(world, events):
+    """A scheduled openness shock (world attribute_changes) enters the index from its step:
+    KAZ opening to 0.9 at step 3 turns holdings 1, 2, 0 from rho 0.5 to rho -0.5."""
+    shocked = dict(world)
+    shocked["attribute_changes"] = [
+        {"step": 3, "state": "KAZ", "attribute": "openness", "value": 0.9, "add": None}
+    ]
+    before = _curve(A.buildup_index(events, shocked), "rho", run_id=0)
+    assert before[2] == pytest.approx(0.0)  # unchanged before the shock
+    assert before[3] == pytest.approx(stats.spearmanr([0.6, 0.4, 0.9], [1, 2, 0]).statistic)
+    path = A.openness_over_time(np.array([0.6, 0.4, 0.2]), ["EU", "RUS", "KAZ"], shocked, 5)
+    assert path[2].tolist() == [0.2, 0.2, 0.2, 0.9, 0.9]
+
+
 def test_buildup_index_can_count_agreements(world, events):
     """With count='agreements' each agreement in force counts, not each mechanism."""
     rho = _curve(A.buildup_index(events, world, count="agreements"), "rho", run_id=0)
