@@ -688,6 +688,42 @@ def observed_curves(world: Mapping[str, Any]) -> pd.DataFrame:
     return counts.rename("count").reset_index()
 
 
+def observed_counterpart_curves(
+    events: pd.DataFrame, world: Mapping[str, Any], runs: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The simulated curve that is comparable with ``world['observed']``.
+
+    An observed timeline usually covers one actor's adoptions (Russia's own readmission
+    agreements), so it is compared with the simulated cumulative count of *endogenous*
+    adoptions concluded by the same actors: per mechanism with observations, adoptions (not
+    scheduled events, revocations not subtracted: observed records count conclusions) whose
+    ``state`` or (bilateral) ``partner`` is one of the observed records' ``state`` values.
+
+    Columns: run keys, ``mechanism``, ``step``, ``date``, ``count``, ``actors`` (the observed
+    actors, comma-separated). Empty when nothing is observed.
+    """
+    observed = pd.DataFrame(world.get("observed") or [])
+    columns = [*RUN_KEYS, "mechanism", "step", "date", "count", "actors"]
+    if observed.empty:
+        return pd.DataFrame({c: [] for c in columns})
+    ev, index = _prepare(events, world, runs)
+    n_steps = int(world["time"]["steps"])
+    frames = []
+    for mech, rows in observed.groupby("mechanism", sort=True):
+        actors = sorted(set(rows["state"].astype(str)))
+        mine = ev[(ev["mechanism"] == mech) & (ev["_sign"] > 0) & ~ev["exogenous"]]
+        involved = mine["state"].isin(actors)
+        if "partner" in mine:
+            involved |= mine["partner"].isin(actors)
+        rows_index = _product(index, ("mechanism", [mech]))
+        wide = _cumulate(mine[involved], ["run_id", "mechanism"], rows_index, n_steps)
+        frame = _long(wide, "count")
+        frame["actors"] = ",".join(actors)
+        frames.append(frame)
+    out = _finish(pd.concat(frames, ignore_index=True), index, world, ["mechanism"])
+    return out[columns]
+
+
 # --------------------------------------------------------------------------- summaries
 
 

@@ -249,10 +249,13 @@ def plot_spillover(
 ) -> Figure:
     """One panel per mechanism: units in force, all and beyond the sponsors' own dyads.
 
-    Median with 50 % / 90 % bands over runs; the observed cumulative timeline from
-    ``world['observed']`` is drawn over the "all" curve when present.
+    Median with 50 % / 90 % bands over runs. When ``world['observed']`` has a timeline for
+    the mechanism, it is drawn as a step function together with its simulated counterpart:
+    the endogenous adoptions concluded by the observed actors (see
+    :func:`analysis.observed_counterpart_curves`), so like is compared with like.
     """
     curves = analysis.spillover_curves(events, world, runs)
+    counterpart = analysis.observed_counterpart_curves(events, world, runs)
     kinds = analysis.mechanism_kinds(world)
     chosen = list(mechanisms) if mechanisms is not None else list(kinds)
     fig, panels = _axes_grid(len(chosen), axes, ncols=2, panel=(5.2, 3.6))
@@ -267,7 +270,17 @@ def plot_spillover(
             "Beyond sponsor dyads",
             linestyle="--",
         )
-        draw_observed(ax, world, mech)
+        if draw_observed(ax, world, mech):
+            comparable = counterpart[counterpart["mechanism"] == mech]
+            if not comparable.empty:
+                actors = comparable["actors"].iloc[0]
+                draw_bands(
+                    ax,
+                    analysis.bands(comparable, "count"),
+                    SERIES_COLOURS[2],
+                    f"Simulated, concluded by {actors} (as observed)",
+                    linestyle="-.",
+                )
         ax.set_title(_title(_label(world, mech)), fontsize=_TITLE_SIZE)
         ax.set_ylabel(f"{_unit_label(kinds[mech])} (count)")
         ax.set_ylim(bottom=0)

@@ -182,6 +182,22 @@ def test_buildup_index_sees_scheduled_openness_shocks(world, events):
     assert path[2].tolist() == [0.2, 0.2, 0.2, 0.9, 0.9]
 
 
+def test_observed_counterpart_counts_endogenous_conclusions_of_observed_actors(world, events):
+    """The simulated counterpart of an observed RUS timeline counts RUS's endogenous
+    agreements concluded (the exogenous EU27-RUS is left out, the 2003 revocation is not
+    subtracted): run 0 has 0, 0, 1, 1, 1 and run 1 has none."""
+    observed = dict(world)
+    observed["observed"] = [
+        {"mechanism": "readmission", "state": "RUS", "partner": "KAZ", "date": 2002.5}
+    ]
+    curves = A.observed_counterpart_curves(events, observed)
+    assert set(curves["mechanism"]) == {"readmission"}
+    assert set(curves["actors"]) == {"RUS"}
+    assert _curve(curves, "count", run_id=0) == [0, 0, 1, 1, 1]
+    assert _curve(curves, "count", run_id=1) == [0, 0, 0, 0, 0]
+    assert A.observed_counterpart_curves(events, world).empty
+
+
 def test_buildup_index_can_count_agreements(world, events):
     """With count='agreements' each agreement in force counts, not each mechanism."""
     rho = _curve(A.buildup_index(events, world, count="agreements"), "rho", run_id=0)

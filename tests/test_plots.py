@@ -58,12 +58,14 @@ def test_spillover_has_median_and_two_bands_per_series(world, events):
 
 
 def test_spillover_draws_observed_step_function():
-    """With observed adoptions in world.json, a third (step) line is drawn on that panel."""
+    """With observed adoptions in world.json, the observed step line and its simulated
+    counterpart (the observed actors' own conclusions) are drawn on that panel only."""
     world = synthetic_world(n_per_region=1, steps=12)
     fig = P.plot_spillover(synthetic_events(world, 4), world)
     readmission, visa = _visible(fig)
     labels = [line.get_label() for line in readmission.get_lines()]
-    assert "Observed (cumulative)" in labels and len(labels) == 3
+    assert "Observed (cumulative)" in labels and len(labels) == 4
+    assert any(label.startswith("Simulated, concluded by") for label in labels)
     assert len(visa.get_lines()) == 2
 
 
