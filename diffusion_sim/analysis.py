@@ -88,6 +88,7 @@ _INHERITED = (
     "depth",
     "sponsor_dyad",
     "partner_human_rights",
+    "_low_hr",
     "return_flow",
     "exogenous",
     "dominant_channel",
@@ -217,6 +218,12 @@ def _prepare(
         ev["sponsor_dyad"] = s | (p & bilateral)
     if "partner_human_rights" not in ev:
         ev["partner_human_rights"] = ev["partner"].map(states["human_rights"]).astype(float)
+    if "state_human_rights" not in ev:
+        ev["state_human_rights"] = ev["state"].map(states["human_rights"]).astype(float)
+    ev["_low_hr"] = np.fmin(
+        pd.to_numeric(ev["state_human_rights"], errors="coerce").to_numpy(dtype=float),
+        pd.to_numeric(ev["partner_human_rights"], errors="coerce").to_numpy(dtype=float),
+    )
     if "return_flow" not in ev:
         ev["return_flow"] = 0.0
     if "exogenous" not in ev:
@@ -239,6 +246,7 @@ def _prepare(
     ev["exogenous"] = ev["exogenous"].fillna(False).astype(bool)
     ev["depth"] = pd.to_numeric(ev["depth"], errors="coerce").fillna(-1).astype("int64")
     ev["partner_human_rights"] = pd.to_numeric(ev["partner_human_rights"], errors="coerce")
+    ev["_low_hr"] = pd.to_numeric(ev["_low_hr"], errors="coerce")
     ev["return_flow"] = pd.to_numeric(ev["return_flow"], errors="coerce").fillna(0.0)
     ev["state_region"] = ev["state_region"].astype(str)
     ev["dominant_channel"] = ev["dominant_channel"].astype(str)
@@ -550,10 +558,12 @@ def hr_exposure(
     runs: pd.DataFrame | None = None,
     threshold: float | None = None,
 ) -> pd.DataFrame:
-    """Agreements in force whose partner protects rights poorly, per run, bilateral mechanism.
+    """Agreements in force with a party that protects rights poorly, per run and mechanism.
 
-    An agreement is exposed when ``partner_human_rights`` (at conclusion) is below
-    ``threshold`` (default ``world['hr_threshold']``, else 0.4). Columns: run keys,
+    An agreement is exposed when either party's human rights (``state_human_rights``,
+    ``partner_human_rights``, at conclusion) are below ``threshold`` (default
+    ``world['hr_threshold']``, else 0.4): readmission obligations run both ways, so returns
+    can land in either state. Columns: run keys,
     ``mechanism``, ``step``, ``date``, ``agreements``, ``exposed``, ``exposed_share``
     (NaN while no agreement is in force), ``return_flow`` (flow covered by all agreements in
     force), ``exposed_return_flow`` and ``exposed_flow_share``.
@@ -565,7 +575,7 @@ def hr_exposure(
     n_steps = int(world["time"]["steps"])
     rows = _product(index, ("mechanism", bilateral))
     keys = ["run_id", "mechanism"]
-    exposed = ev[ev["partner_human_rights"] < limit]
+    exposed = ev[ev["_low_hr"] < limit]
     parts = {
         "agreements": _cumulate(ev, keys, rows, n_steps),
         "exposed": _cumulate(exposed, keys, rows, n_steps),
@@ -747,10 +757,11 @@ def summarise_runs(
     of states holding reaches 10 % / 50 %; NaN if never), ``auc`` (area under the share curve:
     sum over steps of the share, in share-years, between 0 and the number of steps).
     Whole run: ``max_depth`` (deepest chain depth of any adoption; NaN without adoptions),
-    ``spillover_ratio`` (units in force without a sponsor party / all units in force, after
-    the last step, all mechanisms pooled; NaN if none), ``hr_exposed_share`` (share of the
-    bilateral agreements in force after the last step whose partner is below the human-rights
-    threshold; NaN if none).
+    ``spillover_ratio`` (per mechanism ``'<m>:spillover_ratio'``: units in force without a
+    sponsor party / all units in force after the last step; the whole-run ``spillover_ratio``
+    pools the bilateral mechanisms' agreements, or all mechanisms when none is bilateral; NaN
+    if nothing is in force), ``hr_exposed_share`` (share of the bilateral agreements in force
+    after the last step with a party below the human-rights threshold; NaN if none).
     """
     index = run_index(events, runs)
     kinds = mechanism_kinds(world)
@@ -772,11 +783,16 @@ def summarise_runs(
             per_run = series[series.index.get_level_values("mechanism") == m].droplevel(1)
             out[f"{m}:{name}"] = per_run.reindex(out.index).astype(float)
         out[f"{m}:auc"] = auc.xs(m, level="mechanism").reindex(out.index).astype(float)
+        mine = final_spill.xs(m, level="mechanism")
+        ratio = mine["beyond_sponsor"] / mine["total"].where(mine["total"] > 0)
+        out[f"{m}:spillover_ratio"] = ratio.reindex(out.index).astype(float)
 
     ev, _ = _prepare(events, world, runs)
     depth = ev[(ev["_sign"] > 0) & (ev["depth"] >= 0)].groupby("run_id")["depth"].max()
     out["max_depth"] = depth.reindex(out.index).astype(float)
-    pooled = final_spill.groupby(level="run_id")[["total", "beyond_sponsor"]].sum()
+    bilateral = [m for m, kind in kinds.items() if kind == "bilateral"] or list(kinds)
+    in_pool = final_spill.index.get_level_values("mechanism").isin(bilateral)
+    pooled = final_spill[in_pool].groupby(level="run_id")[["total", "beyond_sponsor"]].sum()
     out["spillover_ratio"] = pooled["beyond_sponsor"] / pooled["total"].where(pooled["total"] > 0)
     exposure = hr_exposure(events, world, runs, threshold)
     exposure = exposure[exposure["step"] == last].groupby("run_id")[["agreements", "exposed"]].sum()

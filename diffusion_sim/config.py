@@ -670,7 +670,7 @@ class Runs(_Frozen):
     """Replicates per sweep point."""
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     """Root seed of the batch's SeedSequence."""
-    chunk: Annotated[int, Field(ge=1, le=10_000_000)] = 256
+    chunk: Annotated[int, Field(ge=1, le=10_000_000)] = 128
     """Replicates per kernel batch."""
 
 

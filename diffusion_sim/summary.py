@@ -29,7 +29,13 @@ def metric_names(world: World) -> list[str]:
         names.append(f"{m.id}:final_share")
         if m.bilateral:
             names.append(f"{m.id}:final_agreements")
-        names += [f"{m.id}:final_beyond_sponsor", f"{m.id}:t10", f"{m.id}:t50", f"{m.id}:auc"]
+        names += [
+            f"{m.id}:final_beyond_sponsor",
+            f"{m.id}:t10",
+            f"{m.id}:t50",
+            f"{m.id}:auc",
+            f"{m.id}:spillover_ratio",
+        ]
     return [*names, "max_depth", "spillover_ratio", "hr_exposed_share"]
 
 
@@ -72,8 +78,8 @@ def _row_sums(values: np.ndarray) -> np.ndarray:
 def _hr_exposed(
     world: World, events: dict[str, np.ndarray], r: int, threshold: float
 ) -> np.ndarray:
-    """Share of bilateral agreements in force after the last step whose partner's human rights
-    (at conclusion) are below ``threshold``; a revocation counts with the partner of the
+    """Share of bilateral agreements in force after the last step with a party whose human
+    rights (at conclusion) are below ``threshold``; a revocation counts with the parties of the
     adoption it cancels (as ``analysis`` does)."""
     bilateral = np.array([m.bilateral for m in world.mechanisms], dtype=bool)
     if not events or not bilateral.any():
@@ -84,7 +90,9 @@ def _hr_exposed(
     state, partner = events["state"][keep], events["partner"][keep]
     lo, hi = np.minimum(state, partner), np.maximum(state, partner)
     step, action = events["step"][keep], events["action"][keep]
-    hr = events["partner_human_rights"][keep].astype(np.float64)
+    # Exposed when either party protects rights poorly (returns run both ways).
+    hr = np.fmin(events["state_human_rights"][keep], events["partner_human_rights"][keep])
+    hr = hr.astype(np.float64)
     sign = np.where(action == ADOPT, 1, -1)
     agreements = np.bincount(rep, weights=sign, minlength=r)
     if (sign < 0).any():
@@ -105,6 +113,12 @@ def _hr_exposed(
     exposed = np.bincount(rep, weights=sign * (hr < threshold), minlength=r)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(agreements > 0, exposed / np.where(agreements > 0, agreements, 1), np.nan)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den as floats, NaN where den is 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
 def summarise(
@@ -131,6 +145,7 @@ def summarise(
         out[f"{m.id}:t10"] = _first_date(share, 0.1, world.start)
         out[f"{m.id}:t50"] = _first_date(share, 0.5, world.start)
         out[f"{m.id}:auc"] = _row_sums(share)
+        out[f"{m.id}:spillover_ratio"] = _ratio(beyond[:, k, -1], agreements[:, k, -1])
     if ev:
         adopt = (ev["action"] == ADOPT) & (ev["depth"] >= 0)
         depth = np.full(r, -1, dtype=np.int64)
@@ -138,10 +153,13 @@ def summarise(
         out["max_depth"] = np.where(depth >= 0, depth.astype(np.float64), np.nan)
     else:
         out["max_depth"] = np.full(r, np.nan)
-    total = agreements[:, :, -1].sum(axis=1)
-    spill = beyond[:, :, -1].sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["spillover_ratio"] = np.where(total > 0, spill / np.where(total > 0, total, 1), np.nan)
+    # Pooled over the bilateral mechanisms (agreements) when there are any, else over all.
+    pooled = np.array([m.bilateral for m in mechs], dtype=bool)
+    if not pooled.any():
+        pooled[:] = True
+    total = agreements[:, pooled, -1].sum(axis=1)
+    spill = beyond[:, pooled, -1].sum(axis=1)
+    out["spillover_ratio"] = _ratio(spill, total)
     out["hr_exposed_share"] = _hr_exposed(world, ev, r, hr_threshold)
     return out
 

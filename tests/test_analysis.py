@@ -198,6 +198,27 @@ def test_observed_counterpart_counts_endogenous_conclusions_of_observed_actors(w
     assert A.observed_counterpart_curves(events, world).empty
 
 
+def test_hr_exposure_counts_a_poorly_protecting_requester(world):
+    """An agreement requested by a low-protection state (RUS 0.3) from a high one (EU27 0.9)
+    is exposed: returns run both ways, so either party below the threshold counts."""
+    rows = [
+        event(
+            world,
+            run_id=0,
+            step=1,
+            mechanism="readmission",
+            state="RUS",
+            partner="EU27",
+            state_human_rights=0.3,
+            partner_human_rights=0.9,
+            return_flow=5.0,
+        )
+    ]
+    exposure = A.hr_exposure(events_frame(rows), world)
+    assert _curve(exposure, "exposed", run_id=0) == [0, 1, 1, 1, 1]
+    assert _curve(exposure, "exposed_return_flow", run_id=0)[-1] == pytest.approx(5.0)
+
+
 def test_buildup_index_can_count_agreements(world, events):
     """With count='agreements' each agreement in force counts, not each mechanism."""
     rho = _curve(A.buildup_index(events, world, count="agreements"), "rho", run_id=0)
@@ -217,7 +238,10 @@ def test_summarise_runs_metrics_by_hand(world, events):
     assert summary.loc[1, "visa:t10"] == 2004.0
     assert math.isnan(summary.loc[0, "visa:t50"])
     assert summary.loc[0, "max_depth"] == 2
-    assert summary.loc[0, "spillover_ratio"] == pytest.approx(0.5)
+    # Pooled over agreements only: EU27-RUS is a sponsor dyad, RUS-KAZ was revoked.
+    assert summary.loc[0, "spillover_ratio"] == pytest.approx(0.0)
+    assert summary.loc[0, "visa:spillover_ratio"] == pytest.approx(1.0)  # RUS is no sponsor
+    assert summary.loc[0, "readmission:spillover_ratio"] == pytest.approx(0.0)
     assert summary.loc[0, "hr_exposed_share"] == pytest.approx(1.0)
     assert "visa:final_agreements" not in summary
 
