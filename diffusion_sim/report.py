@@ -81,8 +81,26 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_results(results_dir: Path) -> Results:
-    """Read a results folder; raise ``FileNotFoundError`` / ``ValueError`` with the path."""
+#: Figures of events are drawn from at most this many runs (the first replicates of every
+#: sweep point), so plotting a 100,000-run batch stays within memory; the titles give the count.
+MAX_PLOT_RUNS = 2000
+
+
+def _runs_to_draw(ok_runs: pd.DataFrame, max_runs: int) -> list[int]:
+    """All ok run ids, or the first replicates of every point when there are too many."""
+    if len(ok_runs) <= max_runs:
+        return ok_runs["run_id"].astype(int).tolist()
+    points = ok_runs["point"].nunique() if "point" in ok_runs else 1
+    per_point = max(1, max_runs // points)
+    first = ok_runs.sort_values(["point", "replicate"]).groupby("point").head(per_point)
+    return first["run_id"].astype(int).tolist()
+
+
+def read_results(results_dir: Path, max_runs: int = MAX_PLOT_RUNS) -> Results:
+    """Read a results folder; raise ``FileNotFoundError`` / ``ValueError`` with the path.
+
+    Events of at most ``max_runs`` runs are read (see :data:`MAX_PLOT_RUNS`); the runs table
+    keeps the same runs (and the failed ones)."""
     root = Path(results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such results folder")
@@ -94,12 +112,16 @@ def read_results(results_dir: Path) -> Results:
     events_path = root / "events.parquet"
     if not events_path.exists():
         raise FileNotFoundError(f"{events_path}: missing (has the batch written any run yet?)")
-    events = pd.read_parquet(events_path)
     runs_path = root / "runs.parquet"
     runs = pd.read_parquet(runs_path) if runs_path.exists() else None
     if runs is not None and "status" in runs:
         ok = runs.loc[runs["status"] == "ok", "run_id"]
+        chosen = _runs_to_draw(runs[runs["status"] == "ok"], max_runs)
+        events = pd.read_parquet(events_path, filters=[("run_id", "in", chosen)])
         events = events[events["run_id"].isin(ok)]
+        runs = runs[runs["run_id"].isin(chosen) | (runs["status"] != "ok")]
+    else:
+        events = pd.read_parquet(events_path)
     return Results(root, events.reset_index(drop=True), runs, world, manifest)
 
 
@@ -153,15 +175,21 @@ def _slug(text: str) -> str:
 
 def _sweep_figures(results: Results) -> list[tuple[str, Figure]]:
     assert results.runs is not None
-    summary = analysis.summarise_runs(results.events, results.world, results.runs)
     params = results.sweep_parameters
-    keep = ["run_id", *[f"param:{p}" for p in params]]
-    summary = summary.merge(results.runs[keep], on="run_id", how="left")
     kinds = analysis.mechanism_kinds(results.world)
     metrics = [
         f"{m}:final_agreements" if k == "bilateral" else f"{m}:final_share"
         for m, k in kinds.items()
     ] + ["spillover_ratio"]
+    keep = ["run_id", *[f"param:{p}" for p in params]]
+    runs = results.runs
+    if "status" in runs:
+        runs = runs[runs["status"] == "ok"]
+    if all(m in runs for m in metrics):  # the runner stored each run's summary
+        summary = runs
+    else:
+        summary = analysis.summarise_runs(results.events, results.world, results.runs)
+        summary = summary.merge(runs[keep], on="run_id", how="left")
     figures = []
     for param in params:
         fig = Figure(

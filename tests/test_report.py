@@ -140,3 +140,16 @@ def test_compare_argument_errors(tmp_path):
         compare_results([a], None, tmp_path / "cmp")
     with pytest.raises(ValueError, match="3 labels for 2"):
         compare_results([a, b], ["x", "y", "z"], tmp_path / "cmp")
+
+
+def test_read_results_draws_events_from_a_bounded_number_of_runs(tmp_path):
+    """Large batches are plotted from the first replicates of each point: with max_runs=4 and
+    3 sweep points of 2 replicates, one replicate per point is read (3 runs), never more."""
+    folder = _folder(tmp_path, sweep=True, parts=3)
+    everything = read_results(folder)
+    assert everything.events["run_id"].nunique() == 6
+    bounded = read_results(folder, max_runs=4)
+    runs = sorted(bounded.events["run_id"].unique())
+    assert len(runs) == 3
+    chosen = bounded.runs.set_index("run_id").loc[runs]
+    assert sorted(chosen["point"]) == [0, 1, 2] and set(chosen["replicate"]) == {0}
