@@ -200,13 +200,13 @@ def _summary(store, console, status: dict) -> None:
         _fail(f"{failed} run(s) failed: see {store.path / 'runs.parquet'} (status, error)", 1)
 
 
-def _plots(path: Path, kinds, formats, console) -> list[Path]:
+def _plots(path: Path, kinds, formats, console, **network: Any) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     from .report import plot_results
 
-    written = plot_results(path, kinds=kinds, formats=formats)
+    written = plot_results(path, kinds=kinds, formats=formats, **network)
     if written:
         console.print(f"Plots: {written[0].parent}")
     return written
@@ -341,6 +341,13 @@ def plot(
     format_: Annotated[
         list[str] | None, typer.Option("--format", help="png, svg or pdf (repeatable).")
     ] = None,
+    dates: Annotated[
+        str | None,
+        typer.Option(help="Network picture: comma-separated dates, e.g. 2007,2010,2020."),
+    ] = None,
+    run_id: Annotated[
+        int | None, typer.Option("--run", help="Network picture: the run id to draw.")
+    ] = None,
 ) -> None:
     """(Re)draw the figures of a results folder into its plots/."""
     from rich.console import Console
@@ -348,8 +355,19 @@ def plot(
     from .store import StoreError, open_results
 
     try:
+        network_dates = [float(d) for d in dates.split(",")] if dates else None
+    except ValueError:
+        _fail(f"error: --dates {dates!r}: expected comma-separated years such as 2007,2010")
+    try:
         open_results(results)
-        written = _plots(results, kind or None, format_ or ["png"], Console(stderr=True))
+        written = _plots(
+            results,
+            kind or None,
+            format_ or ["png"],
+            Console(stderr=True),
+            network_dates=network_dates,
+            network_run=run_id,
+        )
     except (StoreError, ValueError) as exc:
         _fail(f"error: {exc}")
     for w in written:

@@ -215,6 +215,8 @@ def plot_results(
     results_dir: Path,
     kinds: Sequence[str] | None = None,
     formats: Sequence[str] = ("png",),
+    network_dates: Sequence[float] | None = None,
+    network_run: int | None = None,
 ) -> list[Path]:
     """Draw the figures of a results folder into ``<results_dir>/plots/``.
 
@@ -225,6 +227,10 @@ def plot_results(
             mechanism, sweep with swept parameters). A requested kind that does not apply is
             skipped with a log message.
         formats: file formats matplotlib can write (``png``, ``svg``, ``pdf``, ...).
+        network_dates: calendar dates of the network panels (default: a third, two thirds
+            and the end of the window).
+        network_run: the run drawn in the network picture (default: the run with the median
+            final number of agreements).
 
     Returns:
         The files written, in drawing order.
@@ -248,7 +254,9 @@ def plot_results(
         "channels": lambda: [("channels", plots.plot_channels(ev, world, runs))],
         "hr_exposure": lambda: [("hr_exposure", plots.plot_hr_exposure(ev, world, runs))],
         "buildup": lambda: [("buildup", plots.plot_buildup(ev, world, runs))],
-        "network": lambda: [("network", plots.plot_network(ev, world))],
+        "network": lambda: [
+            ("network", plots.plot_network(ev, world, run_id=network_run, dates=network_dates))
+        ],
         "sweep": lambda: _sweep_figures(results),
     }
     out_dir = results.path / "plots"

@@ -141,3 +141,28 @@ def test_broken_scenarios_exit_2_without_traceback(tmp_path, pieces, keep):
     assert result.exit_code in (0, 2)
     if result.exit_code == 2:
         assert str(path) in result.output
+
+
+def test_plot_network_at_chosen_dates(tmp_path):
+    """`plot --kind network --dates ... --run ...` redraws the network picture of a results
+    folder at the chosen dates; unparsable dates exit 2."""
+    assert (
+        cli(
+            "run",
+            "scenarios/minimal.yaml",
+            "--replicates",
+            "2",
+            "--no-plots",
+            "--out",
+            str(tmp_path),
+        ).returncode
+        == 0
+    )
+    folder = next((tmp_path / "minimal").iterdir())
+    result = cli(
+        "plot", str(folder), "--kind", "network", "--dates", "2005,2010,2020", "--run", "1"
+    )
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (folder / "plots").iterdir()] == ["network.png"]
+    bad = cli("plot", str(folder), "--kind", "network", "--dates", "20x")
+    assert bad.returncode == 2 and "--dates" in bad.stderr
