@@ -83,9 +83,13 @@ class _Recorder:
 
     @staticmethod
     def _concat(blocks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Join the blocks column by column, dropping each block's column once joined (peak
+        memory: the table plus one column), and keep the result as the only block."""
         if not blocks:
             return {}
-        return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+        joined = {k: np.concatenate([b.pop(k) for b in blocks]) for k in list(blocks[0])}
+        blocks[:] = [joined]
+        return dict(joined)
 
     def event_columns(self) -> dict[str, np.ndarray]:
         return self._concat(self.events)
