@@ -63,3 +63,19 @@ def test_without_tcn_russia_is_bound_only_by_its_own_earlier_agreements():
         assert (ev["step"][same_run] <= ev["step"][j] - delay).any()
         checked += 1
     assert checked > 0
+
+
+def test_observed_csv_matches_the_scenario_observed_list():
+    """scenarios/data/eurasia/russia_readmission_observed.csv holds exactly the baseline's
+    observed: records (same actors, partners and dates)."""
+    import csv
+    import datetime as dt
+
+    scenario = load_scenario(SCENARIOS / "eu_russia_readmission.yaml")
+    listed = {(o.state, o.mechanism, o.partner, o.date.isoformat()) for o in scenario.observed}
+    with open(SCENARIOS / "data/eurasia/russia_readmission_observed.csv", newline="") as fh:
+        rows = {
+            (r["state"], r["mechanism"], r["partner"], dt.date.fromisoformat(r["date"]).isoformat())
+            for r in csv.DictReader(fh)
+        }
+    assert rows == listed and len(rows) == 4
