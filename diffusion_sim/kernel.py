@@ -478,7 +478,7 @@ class Kernel:
                 contrib[f"c_{name}"] = np.zeros(len(k))
             else:
                 contrib[f"c_{name}"] = (
-                    self._uni_weights(name)[k] * np.broadcast_to(x, (n, r, mu))[idx]
+                    self._uni_weights(name)[k] * np.broadcast_to(term, (n, r, mu))[idx]
                 )
         for name in ("demand", "chain", "hr_gap"):
             contrib[f"c_{name}"] = np.zeros(len(k))

@@ -149,3 +149,16 @@ def test_invariants_hold_for_random_parameters(
     scenario = scenario_from_dict(raw, tmp_path)
     world, result = run_kernel(scenario, replicates=3)
     _check_invariants(world, result, 3)
+
+
+def test_channel_contributions_add_up_to_the_linear_predictor():
+    """For every endogenous adoption and agreement, the recorded c_* contributions add up to
+    eta (so the channel decomposition is exact)."""
+    for name in ("minimal", "boundary_buildup", "eu_russia_readmission"):
+        scenario = shipped(name)
+        _, result = run_kernel(scenario, replicates=10)
+        ev = result.events
+        endo = ~ev["exogenous"] & (ev["action"] == ADOPT)
+        assert endo.sum() > 10
+        parts = sum(ev[c][endo] for c in ev if c.startswith("c_"))
+        np.testing.assert_allclose(parts, ev["eta"][endo], rtol=1e-9, atol=1e-9, err_msg=name)
