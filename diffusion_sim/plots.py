@@ -211,7 +211,9 @@ def draw_bands(
 
 
 def draw_observed(ax: Axes, world: Mapping[str, Any], mechanism: str) -> bool:
-    """Observed cumulative adoptions of ``mechanism`` as a step function; False if none."""
+    """Observed cumulative adoptions of ``mechanism`` as a step function up to the last
+    observed record (a record stops where its source stops, so the line is not extended to
+    the end of the window); False if none."""
     observed = analysis.observed_curves(world)
     observed = observed[observed["mechanism"] == mechanism]
     if observed.empty:
@@ -222,13 +224,16 @@ def draw_observed(ax: Axes, world: Mapping[str, Any], mechanism: str) -> bool:
     counts = observed["count"].to_numpy(float)
     ys = np.concatenate([[0.0], counts, [counts[-1]]])
     ax.step(
-        xs,
-        ys,
+        xs[:-1],
+        ys[:-1],
         where="post",
         color=OKABE_ITO["black"],
         linewidth=1.6,
         linestyle=":",
-        label="Observed (cumulative)",
+        marker="o",
+        markevery=list(range(1, len(xs) - 1)),
+        markersize=3.5,
+        label="Observed (cumulative, to the last record)",
     )
     return True
 
@@ -459,7 +464,7 @@ def plot_hr_exposure(
     axes: Axes | Sequence[Axes] | None = None,
     threshold: float | None = None,
 ) -> Figure:
-    """Agreements with partners below the human-rights threshold, over time.
+    """Agreements with a party below the human-rights threshold, over time.
 
     Panels: their number, their share of the agreements in force, and (when the tables carry
     flows) the return flow they cover. One line per bilateral mechanism, median with 50 % /
@@ -470,7 +475,7 @@ def plot_hr_exposure(
     has_flow = bool((table["exposed_return_flow"].abs() > 0).any())
     specs = [
         ("exposed", "Exposed agreements (count)"),
-        ("exposed_share", "Share of agreements in force"),
+        ("exposed_share", "Share of agreements"),
     ]
     if has_flow:
         specs.append(("exposed_return_flow", "Return flow covered (flow units)"))
@@ -488,7 +493,7 @@ def plot_hr_exposure(
         ax.set_ylabel(ylabel)
         ax.set_ylim(bottom=0, top=1.02 if column == "exposed_share" else None)
         _year_axis(ax, world)
-    titles = ["Exposed agreements", "Exposed share", "Return flow to exposed partners"]
+    titles = ["Exposed agreements", "Exposed share", "Return flow under exposed agreements"]
     for ax, title in zip(panels, titles, strict=False):
         ax.set_title(title, fontsize=_TITLE_SIZE)
     handles, labels = panels[0].get_legend_handles_labels()
@@ -500,7 +505,8 @@ def plot_hr_exposure(
         fontsize=9,
     )
     fig.suptitle(
-        f"Human-rights exposure: partners with human rights < {limit:g} ({_n_runs(table)} runs)"
+        f"Human-rights exposure: agreements with a party whose human rights < {limit:g}"
+        f" ({_n_runs(table)} runs)"
     )
     return fig
 
