@@ -56,27 +56,7 @@ done
 cp "$base/plots/spillover.png"   "$FIG/flagship_spillover.png"
 cp "$base/plots/depth.png"       "$FIG/flagship_depth.png"
 cp "$base/plots/network.png"     "$FIG/flagship_network.png"
-# Channels: the readmission panel only, drawn with the package's own plot function. The
-# visa-regime panel of channels.png is left out because the term contributions the kernel
-# records for *unilateral* adoptions are wrong in this version (they do not add up to the
-# recorded linear predictor; bilateral ones do). Once that is fixed, copy channels.png instead.
-"$PY" - "$base" "$FIG/flagship_channels" <<'PYEOF'
-import sys
-from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
-from diffusion_sim import plots
-from diffusion_sim.report import read_results, save_figure
-
-results = read_results(Path(sys.argv[1]))
-readmission = results.events[results.events["mechanism"] == "readmission"]
-fig = plots.plot_channels(readmission, results.world, results.runs)
-# The two-panel title does not fit one panel: wrap it.
-fig.suptitle("Channel contributions to adoptions\n(share of linear predictor, excl. intercept)")
-save_figure(fig, Path(sys.argv[2]), ["png"])
-PYEOF
+cp "$base/plots/channels.png"    "$FIG/flagship_channels.png"
 cp "$base/plots/hr_exposure.png" "$FIG/flagship_hr_exposure.png"
 cp results/compare/eu_russia_counterfactuals/spillover_readmission.png \
     "$FIG/counterfactuals_readmission.png"
@@ -84,6 +64,12 @@ cp "$bb/plots/buildup.png"  "$FIG/boundary_buildup_index.png"
 cp "$bb0/plots/buildup.png" "$FIG/boundary_buildup_no_openness_index.png"
 cp results/compare/boundary_buildup/spillover_border_control.png \
     "$FIG/boundary_buildup_border_control.png"
+
+# The likelihood fit of the readmission baseline rate to Russia's observed agreements.
+"$DS" calibrate scenarios/eu_russia_readmission.yaml \
+    --observed scenarios/data/eurasia/russia_readmission_observed.csv \
+    --params mechanisms.readmission.intercept --until 2011 --out results/calibration/flagship
+cp results/calibration/flagship/calibration_fit.png "$FIG/flagship_calibration_fit.png"
 
 echo "figures in $FIG:"
 ls -1 "$FIG"
