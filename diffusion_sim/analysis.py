@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .kernel import CONTRIBUTIONS
+
 __all__ = [
     "CHANNELS",
     "QUANTILES",
@@ -56,18 +58,7 @@ __all__ = [
 ]
 
 #: Terms of the linear predictor other than the intercept, in the order of the ``c_*`` columns.
-CHANNELS: tuple[str, ...] = (
-    "emulation",
-    "learning",
-    "competition",
-    "conditionality",
-    "demand",
-    "chain",
-    "hr_gap",
-    "openness",
-    "human_rights",
-    "pressure",
-)
+CHANNELS: tuple[str, ...] = tuple(c for c in CONTRIBUTIONS if c != "intercept")
 
 #: Band quantiles: column name -> probability.
 QUANTILES: dict[str, float] = {

@@ -17,46 +17,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-CONTRIBUTIONS = [
-    "c_intercept",
-    "c_emulation",
-    "c_learning",
-    "c_competition",
-    "c_conditionality",
-    "c_demand",
-    "c_chain",
-    "c_hr_gap",
-    "c_openness",
-    "c_human_rights",
-    "c_pressure",
-]
+from diffusion_sim.kernel import CONTRIBUTIONS as TERMS
+from diffusion_sim.tables import EVENT_SCHEMA
 
-EVENT_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.int64()),
-        ("point", pa.int32()),
-        ("replicate", pa.int32()),
-        ("step", pa.int32()),
-        ("date", pa.float64()),
-        ("mechanism", pa.string()),
-        ("kind", pa.string()),
-        ("action", pa.string()),
-        ("exogenous", pa.bool_()),
-        ("state", pa.string()),
-        ("partner", pa.string()),
-        ("state_region", pa.string()),
-        ("partner_region", pa.string()),
-        ("state_human_rights", pa.float64()),
-        ("partner_human_rights", pa.float64()),
-        ("state_openness", pa.float64()),
-        ("sponsor_dyad", pa.bool_()),
-        ("tcn_step", pa.int32()),
-        ("return_flow", pa.float64()),
-        ("depth", pa.int32()),
-        ("eta", pa.float64()),
-        *[(c, pa.float64()) for c in CONTRIBUTIONS],
-    ]
-)
+# The events contract is the package's own schema (tables.py), so fakes cannot drift from it.
+CONTRIBUTIONS = [f"c_{c}" for c in TERMS]
 
 
 def tiny_world(steps: int = 5, start: int = 2000) -> dict[str, Any]:
