@@ -119,6 +119,9 @@ class Batch:
         for p in self.points:
             digest.update(p.scenario_hash.encode())
         digest.update(f"{self.root_seed}:{self.replicates}:{self.chunk_size}".encode())
+        # A new package version may simulate differently: it gets its own folder rather than
+        # silently resuming (or reporting complete) a batch made by other code.
+        digest.update(f"diffusion-sim {__version__}".encode())
         self.batch_id = digest.hexdigest()[:12]
         self.chunks = [
             Chunk(p.index, first, min(self.chunk_size, self.replicates - first))
