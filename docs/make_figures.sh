@@ -9,12 +9,12 @@
 # 2. draws each batch's figures with `diffusion-sim plot` (the flagship's network picture at
 #    2007, 2010 and 2020: EU-Russia in force, the TCN clause applying, the end);
 # 3. compares the counterfactuals and the boundary pair with `diffusion-sim compare`;
-# 4. copies the PNGs the README shows into docs/figures/ (the channel figure is redrawn with
-#    its readmission panel only; see the note at the copy step).
+# 4. copies the PNGs the README shows into docs/figures/, and fits the readmission baseline
+#    rate to Russia's observed agreements (calibrate) for the fit figure.
 #
 # Every batch is run again from scratch (`--force`): the batch id hashes the scenario, seed,
-# replicates and chunk size but not the package version, so after a change to the model a
-# complete batch from the old code would otherwise be reused silently. The comparison tables
+# replicates, chunk size and package version, but not the code itself, so after a change to
+# the model within one version a complete batch from the old code would otherwise be reused. The comparison tables
 # land in
 # results/compare/eu_russia_counterfactuals/comparison.md and
 # results/compare/boundary_buildup/comparison.md.
