@@ -873,7 +873,7 @@ def calibrate(
             observation,
         )
     if method == "abc":
-        from .abc import fit_abc
+        from .abc_fit import fit_abc
 
         return (
             fit_abc(

@@ -1,5 +1,5 @@
 """Calibration: the exact likelihood by hand, parameter recovery, ABC, the command and its
-errors (``diffusion_sim.calibrate``, ``diffusion_sim.abc``, ``diffusion-sim calibrate``)."""
+errors (``diffusion_sim.calibrate``, ``diffusion_sim.abc_fit``, ``diffusion-sim calibrate``)."""
 
 from __future__ import annotations
 
