@@ -171,6 +171,7 @@ class Kernel:
         self._b_bound = ~(w.sponsor[dy.b] & ~w.sponsor[dy.a])
         g = len(w.regions)
         self._region_sum = sp.csr_array((np.ones(n), (w.region_of, np.arange(n))), shape=(g, n))
+        self._all_sum = sp.csr_array(np.ones((1, n)))
         region_size = np.bincount(w.region_of, minlength=g)
         self._region_size = region_size
         in_region_a = sp.csr_array((np.ones(d), (w.region_of[dy.a], np.arange(d))), shape=(g, d))
@@ -201,15 +202,11 @@ class Kernel:
                 ),
                 shape=(d, len(fl.volume)),
             )
-            self.return_flow = np.asarray(
+            self.return_flow: np.ndarray | None = np.asarray(
                 (self._flow_ab + self._flow_ba) @ fl.volume, dtype=np.float64
             ).ravel()
         else:
-            self.return_flow = np.zeros(d)
-            cand = w.candidate_layer
-            if cand is not None and d:
-                layer = self.layers[cand]
-                self.return_flow = layer.weights(dy.a, dy.b) + layer.weights(dy.b, dy.a)
+            self.return_flow = None  # from the current candidate layer, see _return_flow
         self.recorder = _Recorder()
         # Terms that change only with scheduled events (layers, attributes) are cached until
         # the next such event.
@@ -219,6 +216,20 @@ class Kernel:
 
     def _layer(self, layer_id: str | None) -> Layer | None:
         return None if layer_id is None else self.layers[layer_id]
+
+    def _return_flow(self) -> np.ndarray:
+        """(D,) flow an agreement covers: the baseline migration both ways (flows module), or
+        the current candidate layer's weights both ways."""
+        if self.return_flow is not None:
+            return self.return_flow
+        if "return_flow" not in self._static:
+            dy, cand = self.world.dyads, self.world.candidate_layer
+            flow = np.zeros(len(dy))
+            if cand is not None and len(dy):
+                layer = self.layers[cand]
+                flow = layer.weights(dy.a, dy.b) + layer.weights(dy.b, dy.a)
+            self._static["return_flow"] = flow
+        return cast(np.ndarray, self._static["return_flow"])
 
     def _uniforms(self) -> np.ndarray:
         """Each replicate's fixed-size block of float32 uniforms for this step."""
@@ -359,6 +370,7 @@ class Kernel:
             if ch.attribute in ("human_rights", "openness"):
                 np.clip(target, 0.0, 1.0, out=target)  # type: ignore[arg-type]
         reps = np.arange(self.n_replicates)
+        agreements: list[tuple[Any, int, int, np.ndarray]] = []
         for ev in w.adoptions.get(t, []):
             if ev.partner < 0:
                 k = self._uni_index[ev.mechanism]
@@ -375,20 +387,31 @@ class Kernel:
             else:
                 k = self._bil_index[ev.mechanism]
                 dyad = w.dyads.index[(min(ev.state, ev.partner), max(ev.state, ev.partner))]
-                fresh = reps[~self.agreement[dyad, :, k]]
-                depth = self._conclude(
-                    np.full(len(fresh), dyad), fresh, np.full(len(fresh), k), ev.tcn_step
-                )
-                self._record_events(
-                    replicate=fresh,
-                    mechanism=np.full(len(fresh), ev.mechanism),
-                    state=np.full(len(fresh), ev.state),
-                    partner=np.full(len(fresh), ev.partner),
-                    exogenous=np.ones(len(fresh), dtype=bool),
-                    tcn_step=np.full(len(fresh), ev.tcn_step),
-                    return_flow=np.full(len(fresh), self.return_flow[dyad]),
-                    depth=depth,
-                )
+                if all((dyad, k) != (d, kk) for _, d, kk, _ in agreements):
+                    agreements.append((ev, dyad, k, reps[~self.agreement[dyad, :, k]]))
+        if not agreements:
+            return
+        # All scheduled agreements of a step are concluded at once, like endogenous ones: their
+        # depths come from the generations at the start of the step.
+        sizes = [len(fresh) for *_, fresh in agreements]
+        depth = self._conclude(
+            np.repeat([d for _, d, _, _ in agreements], sizes),
+            np.concatenate([fresh for *_, fresh in agreements]),
+            np.repeat([k for _, _, k, _ in agreements], sizes),
+            np.repeat([ev.tcn_step for ev, *_ in agreements], sizes),
+        )
+        ends = np.cumsum(sizes)
+        for (ev, dyad, _, fresh), end, size in zip(agreements, ends, sizes, strict=True):
+            self._record_events(
+                replicate=fresh,
+                mechanism=np.full(size, ev.mechanism),
+                state=np.full(size, ev.state),
+                partner=np.full(size, ev.partner),
+                exogenous=np.ones(size, dtype=bool),
+                tcn_step=np.full(size, ev.tcn_step),
+                return_flow=np.full(size, self._return_flow()[dyad]),
+                depth=depth[end - size : end],
+            )
 
     # -- 2-4. unilateral mechanisms ------------------------------------------------------------
 
@@ -708,7 +731,7 @@ class Kernel:
             state=state,
             partner=partner,
             tcn_step=tcn,
-            return_flow=self.return_flow[dyad],
+            return_flow=self._return_flow()[dyad],
             depth=depth,
             eta=eta,
             **contrib,
@@ -743,7 +766,7 @@ class Kernel:
                 state=dy.a[dyad],
                 partner=dy.b[dyad],
                 action=np.full(len(dyad), REVOKE),
-                return_flow=self.return_flow[dyad],
+                return_flow=self._return_flow()[dyad],
                 depth=np.zeros(len(dyad)),
             )
 
@@ -800,7 +823,9 @@ class Kernel:
             )
         }
         mean_p = (self._region_sum @ self.pressure) / np.maximum(self._region_size, 1)[:, None]
-        mean_p_all = self.pressure.mean(axis=0)
+        # Summed per replicate by a sparse product, as the regions are: the same sum order
+        # whatever the number of replicates in the batch.
+        mean_p_all = (self._all_sum @ self.pressure)[0] / n
         nonsponsor = (~w.sponsor).astype(np.float64)[:, None]
         holds = self._holds() if len(self.bil) else None
         for m in w.mechanisms:

@@ -34,8 +34,9 @@ def history_from_records(
     Each record has ``mechanism``, ``state``, ``partner`` (None/empty for unilateral) and
     ``date`` (a calendar year, fractional allowed). Records that coincide with a scheduled
     (exogenous) adoption of the same step are part of the scenario's events, not of the
-    history, and are skipped. ``until`` keeps only records dated before it (and the returned
-    step count says how many steps the likelihood covers).
+    history, and are skipped. ``until`` ends the likelihood at the start of the step that
+    contains it: only steps ``0 .. floor(until - start) - 1`` and their records are kept (the
+    returned step count says how many steps the likelihood covers).
 
     Returns the history and the number of steps to replay.
     """

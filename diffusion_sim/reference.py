@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -260,6 +261,8 @@ class ReferenceModel:
                 if ch.attribute in ("human_rights", "openness"):
                     new = min(1.0, max(0.0, new))
                 setattr(s, ch.attribute, new)
+        scheduled: list[tuple[int, int, Any]] = []
+        scheduled_tcn: dict[tuple[int, int], int] = {}
         for ev in w.adoptions.get(t, []):
             if ev.partner < 0:
                 k = next(j for j, m in enumerate(self.uni) if m.index == ev.mechanism)
@@ -272,10 +275,15 @@ class ReferenceModel:
             else:
                 k = next(j for j, m in enumerate(self.bil) if m.index == ev.mechanism)
                 d = w.dyads.index[(min(ev.state, ev.partner), max(ev.state, ev.partner))]
-                if not self.agreement[d][k]:
-                    tcn = ev.tcn_step
-                    (depth,) = self._conclude([(d, k, ev.state)], lambda *_, tcn=tcn: tcn)
-                    self.events.append((t, ev.mechanism, ev.state, ev.partner, int(depth), "adopt"))
+                if not self.agreement[d][k] and (d, k) not in scheduled_tcn:
+                    scheduled.append((d, k, ev))
+                    scheduled_tcn[(d, k)] = ev.tcn_step
+        # Scheduled agreements of a step are concluded together (start-of-step generations).
+        depths = self._conclude(
+            [(d, k, ev.state) for d, k, ev in scheduled], lambda d, k: scheduled_tcn[(d, k)]
+        )
+        for (_, _, ev), depth in zip(scheduled, depths, strict=True):
+            self.events.append((t, ev.mechanism, ev.state, ev.partner, int(depth), "adopt"))
 
         u = self.gen.random(self.draws, dtype=np.float32)
         n, mu, nd, mb = w.n, len(self.uni), len(w.dyads), len(self.bil)

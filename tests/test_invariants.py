@@ -162,3 +162,53 @@ def test_channel_contributions_add_up_to_the_linear_predictor():
         assert endo.sum() > 10
         parts = sum(ev[c][endo] for c in ev if c.startswith("c_"))
         np.testing.assert_allclose(parts, ev["eta"][endo], rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+def _tiny(tmp_path, name, networks, events, bilateral, flows=False):
+    raw = {
+        "name": name,
+        "time": {"start": 0, "steps": 6},
+        "mechanisms": [{"id": "ra", "kind": "bilateral", "intercept": 3.0, "tcn_delay": 1}],
+        "states": [
+            {"id": s, "human_rights": 0.5, "openness": 0.5, "sponsor": s == "E"}
+            for s in ("E", "R", "S", "T")
+        ],
+        "networks": networks,
+        "diffusion": {"link": "logit", "bilateral": bilateral},
+        "events": events,
+        "runs": {"replicates": 3, "seed": 1},
+    }
+    return scenario_from_dict(raw, tmp_path)
+
+
+def test_return_flow_follows_the_current_candidate_layer(tmp_path):
+    """With flows off, an agreement's return_flow is the candidate layer's weight both ways
+    at conclusion, also for a tie created by a later join event."""
+    networks = [{"id": "org", "groups": {"g1": ["E", "R"], "g2": ["S"]}}]
+    events = [
+        {"date": 0, "block": {"mechanism": "ra", "state": "E", "partner": "R"}},
+        {"date": 2, "join": {"layer": "org", "group": "g2", "state": "T"}},
+    ]
+    scenario = _tiny(tmp_path, "joined", networks, events, {"candidates": "org"})
+    world, result = run_kernel(scenario, replicates=3)
+    ev = result.events
+    s, t = world.index["S"], world.index["T"]
+    pair = ((ev["state"] == s) & (ev["partner"] == t)) | ((ev["state"] == t) & (ev["partner"] == s))
+    assert pair.sum() == 3 and (ev["step"][pair] >= 2).all()
+    np.testing.assert_array_equal(ev["return_flow"][pair], 2.0)
+
+
+def test_scheduled_agreements_of_one_step_are_concluded_together(tmp_path):
+    """E-R and R-S scheduled in the same step take their depths from the start-of-step
+    generations: E-R depth 1 (E is a sponsor), R-S depth 1 (neither had a generation yet)."""
+    networks = [{"id": "migration", "directed": True, "edges": [["R", "E", 1.0], ["S", "R", 1.0]]}]
+    events = [
+        {"date": 1, "adopt": {"mechanism": "ra", "state": "E", "partner": "R"}},
+        {"date": 1, "adopt": {"mechanism": "ra", "state": "R", "partner": "S"}},
+    ]
+    scenario = _tiny(tmp_path, "together", networks, events, {"candidates": "migration"})
+    _, result = run_kernel(scenario, replicates=3)
+    ev = result.events
+    at_one = ev["exogenous"] & (ev["step"] == 1)
+    assert at_one.sum() == 6
+    np.testing.assert_array_equal(ev["depth"][at_one], 1)

@@ -59,6 +59,12 @@ def test_replicate_alone_equals_replicate_in_a_batch():
                 np.sort(alone[column]), np.sort(batch.events[column][mine]), err_msg=column
             )
         assert len(alone["state"]) == int(mine.sum()) > 0
+        series = DiffusionModel(scenario, replicate=k).run().kernel.result().series
+        in_batch = batch.series["replicate"] == k
+        for column in ("adopters", "agreements", "beyond_sponsor", "mean_pressure"):
+            np.testing.assert_array_equal(
+                series[column], batch.series[column][in_batch], err_msg=column
+            )
 
 
 def test_chunking_does_not_change_results():
