@@ -30,13 +30,18 @@ def _run_columns(
     }
 
 
+#: Leading columns of the events and series tables: which run, which step.
+_RUN_STEP = [
+    ("run_id", pa.int64()),
+    ("point", pa.int32()),
+    ("replicate", pa.int32()),
+    ("step", pa.int32()),
+    ("date", pa.float64()),
+]
+
 EVENT_SCHEMA = pa.schema(
     [
-        ("run_id", pa.int64()),
-        ("point", pa.int32()),
-        ("replicate", pa.int32()),
-        ("step", pa.int32()),
-        ("date", pa.float64()),
+        *_RUN_STEP,
         ("mechanism", pa.string()),
         ("kind", pa.string()),
         ("action", pa.string()),
@@ -59,11 +64,7 @@ EVENT_SCHEMA = pa.schema(
 
 SERIES_SCHEMA = pa.schema(
     [
-        ("run_id", pa.int64()),
-        ("point", pa.int32()),
-        ("replicate", pa.int32()),
-        ("step", pa.int32()),
-        ("date", pa.float64()),
+        *_RUN_STEP,
         ("mechanism", pa.string()),
         ("region", pa.string()),
         ("n_states", pa.int32()),
