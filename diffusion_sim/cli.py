@@ -33,6 +33,10 @@ WorkersOption = Annotated[
 SchedulerOption = Annotated[
     str | None, typer.Option(help="Address of a Dask scheduler (tcp://HOST:PORT).")
 ]
+ResumeOption = Annotated[
+    bool, typer.Option("--resume/--force", help="Resume a batch, or start it over.")
+]
+NoPlotsOption = Annotated[bool, typer.Option("--no-plots", help="Skip the figures.")]
 
 
 class UserError(Exception):
@@ -253,10 +257,8 @@ def run(
     workers: WorkersOption = None,
     scheduler: SchedulerOption = None,
     set_: SetOption = None,
-    resume: Annotated[
-        bool, typer.Option("--resume/--force", help="Resume a batch, or start it over.")
-    ] = True,
-    no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the figures.")] = False,
+    resume: ResumeOption = True,
+    no_plots: NoPlotsOption = False,
 ) -> None:
     """Run a scenario's replicates and write results/<name>/<batch-id>/."""
     overrides = _batch_overrides(replicates, seed, steps, set_)
@@ -291,8 +293,8 @@ def sweep(
     workers: WorkersOption = None,
     scheduler: SchedulerOption = None,
     set_: SetOption = None,
-    resume: Annotated[bool, typer.Option("--resume/--force")] = True,
-    no_plots: Annotated[bool, typer.Option("--no-plots")] = False,
+    resume: ResumeOption = True,
+    no_plots: NoPlotsOption = False,
 ) -> None:
     """Run a parameter sweep: the scenario's sweep: block, or --grid / --range options."""
     from .sweep import SweepError, expand, parse_grid_option, parse_range_option

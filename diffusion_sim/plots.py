@@ -299,6 +299,20 @@ def plot_spillover(
     return fig
 
 
+def _median_band_legend(fig: Figure, panels: Sequence[Axes]) -> None:
+    """One legend below small multiples: the first panel's lines and the 50 % band."""
+    if not panels:
+        return
+    handles, labels = panels[0].get_legend_handles_labels()
+    fig.legend(
+        handles + _band_legend_handles()[:1],
+        [*labels, "50 % of runs"],
+        loc="outside lower center",
+        ncols=len(labels) + 1,
+        fontsize=9,
+    )
+
+
 def plot_regions(
     events: pd.DataFrame,
     world: Mapping[str, Any],
@@ -329,14 +343,7 @@ def plot_regions(
         _year_axis(ax, world, label=_is_bottom(panels, ax))
         if _is_left(ax):
             ax.set_ylabel("Share of states holding")
-    handles, labels = panels[0].get_legend_handles_labels()
-    fig.legend(
-        handles + _band_legend_handles()[:1],
-        [*labels, "50 % of runs"],
-        loc="outside lower center",
-        ncols=len(labels) + 1,
-        fontsize=9,
-    )
+    _median_band_legend(fig, panels)
     fig.suptitle(f"Adoption by region (median and 50 % band of {_n_runs(curves)} runs)")
     return fig
 
@@ -369,15 +376,7 @@ def plot_depth(
         _year_axis(ax, world, label=_is_bottom(panels, ax))
         if _is_left(ax):
             ax.set_ylabel("In force (count)")
-    if panels:
-        handles, labels = panels[0].get_legend_handles_labels()
-        fig.legend(
-            handles + _band_legend_handles()[:1],
-            [*labels, "50 % of runs"],
-            loc="outside lower center",
-            ncols=len(labels) + 1,
-            fontsize=9,
-        )
+    _median_band_legend(fig, panels)
     fig.suptitle(
         f"Spillover by chain depth (agreements or adoptions in force; {_n_runs(curves)} runs)"
     )
