@@ -25,8 +25,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 
+from . import fused
 from .layers import EdgeLayer, Layer
-from .world import NO_TCN, World
+from .world import BILATERAL_TERMS, NO_TCN, World
 
 CONTRIBUTIONS = (
     "intercept",
@@ -42,7 +43,6 @@ CONTRIBUTIONS = (
     "pressure",
 )
 CHANNELS_U = ("emulation", "learning", "competition", "conditionality")
-BILATERAL_TERMS = ("demand", "conditionality", "chain", "emulation", "hr_gap", "openness")
 ADOPT, REVOKE = 0, 1
 _INF = np.inf
 
@@ -75,27 +75,44 @@ def _column_sums(layer: Layer) -> np.ndarray:
 
 
 class _Recorder:
-    """Collects event and series rows as arrays, one block per step."""
+    """Collects event rows as arrays, one block per step, and each step's series counts."""
 
-    def __init__(self) -> None:
+    def __init__(self, mechanisms: np.ndarray) -> None:
+        self.mechanisms = mechanisms  # world index of each mechanism
         self.events: list[dict[str, np.ndarray]] = []
-        self.series: list[dict[str, np.ndarray]] = []
+        self.series: list[tuple[np.ndarray, np.ndarray]] = []  # (counts, mean pressure)
 
-    @staticmethod
-    def _concat(blocks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    def event_columns(self) -> dict[str, np.ndarray]:
         """Join the blocks column by column, dropping each block's column once joined (peak
         memory: the table plus one column), and keep the result as the only block."""
+        blocks = self.events
         if not blocks:
             return {}
         joined = {k: np.concatenate([b.pop(k) for b in blocks]) for k in list(blocks[0])}
         blocks[:] = [joined]
         return dict(joined)
 
-    def event_columns(self) -> dict[str, np.ndarray]:
-        return self._concat(self.events)
-
     def series_columns(self) -> dict[str, np.ndarray]:
-        return self._concat(self.series)
+        """Series rows in (replicate, step, mechanism, region) order; region -1 is all."""
+        if not self.series:
+            return {}
+        counts = np.stack([c for c, _ in self.series])  # (T, 3, M, G+1, R)
+        pressure = np.stack([p for _, p in self.series])  # (T, G+1, R)
+        steps, _, n_mech, rows, reps = counts.shape
+        shape = (reps, steps, n_mech, rows)
+        grid = np.indices(shape, dtype=np.int32)
+        cols = {
+            "replicate": grid[0].ravel(),
+            "step": grid[1].ravel(),
+            "mechanism": self.mechanisms.astype(np.int32)[grid[2].ravel()],
+            "region": grid[3].ravel() - 1,
+        }
+        for q, name in enumerate(("adopters", "agreements", "beyond_sponsor")):
+            cols[name] = counts[:, q].transpose(3, 0, 1, 2).ravel()
+        cols["mean_pressure"] = np.broadcast_to(
+            pressure.transpose(2, 0, 1)[:, :, None, :], shape
+        ).ravel()
+        return cols
 
 
 @dataclass
@@ -163,8 +180,6 @@ class Kernel:
         dy = w.dyads
         self._inc_a = _incidence(dy.a, n)
         self._inc_b = _incidence(dy.b, n)
-        self._inc_any = (self._inc_a + self._inc_b).tocsr()
-        self._sponsor_dyad = w.sponsor[dy.a] | w.sponsor[dy.b]
         # In an agreement with an active TCN clause the non-sponsor side is the one bound to take
         # back third-country nationals (Russia in EU-RUS); between equals both sides are.
         self._a_bound = ~(w.sponsor[dy.a] & ~w.sponsor[dy.b])
@@ -172,42 +187,29 @@ class Kernel:
         g = len(w.regions)
         self._region_sum = sp.csr_array((np.ones(n), (w.region_of, np.arange(n))), shape=(g, n))
         self._all_sum = sp.csr_array(np.ones((1, n)))
-        region_size = np.bincount(w.region_of, minlength=g)
-        self._region_size = region_size
-        in_region_a = sp.csr_array((np.ones(d), (w.region_of[dy.a], np.arange(d))), shape=(g, d))
-        in_region_b = sp.csr_array((np.ones(d), (w.region_of[dy.b], np.arange(d))), shape=(g, d))
-        self._dyad_region = ((in_region_a + in_region_b) > 0).astype(np.float64).tocsr()
+        self._region_size = np.bincount(w.region_of, minlength=g)
 
         fl = w.flows
         if fl is not None:
-            self._orig = _incidence(fl.origin, n)
-            self._dest = _incidence(fl.destination, n)
-            self._baseline_inflow = self._dest @ fl.volume
+            self._baseline_inflow = np.bincount(fl.destination, fl.volume, minlength=n)
             self._flow = np.repeat(fl.volume[:, None], r, axis=1)
+            self._inflow = np.repeat(self._baseline_inflow[:, None], r, axis=1)
+            self._outflow = np.repeat(np.bincount(fl.origin, fl.volume, minlength=n)[:, None], r, 1)
             self._deflected_share = np.zeros((n, r))
-            has = fl.dyad >= 0
-            self._flow_dyad_edges = np.flatnonzero(has)
-            self._flow_dyad = fl.dyad[has]
-            self._flow_ab = sp.csr_array(
-                (
-                    (fl.origin[has] == dy.a[fl.dyad[has]]).astype(np.float64),
-                    (fl.dyad[has], np.flatnonzero(has)),
-                ),
-                shape=(d, len(fl.volume)),
+            # the migration edge a -> b and b -> a of each dyad (-1: none)
+            self._edge_ab = np.full(d, -1, dtype=np.int64)
+            self._edge_ba = np.full(d, -1, dtype=np.int64)
+            edges = np.flatnonzero(fl.dyad >= 0)
+            from_a = fl.origin[edges] == dy.a[fl.dyad[edges]]
+            self._edge_ab[fl.dyad[edges[from_a]]] = edges[from_a]
+            self._edge_ba[fl.dyad[edges[~from_a]]] = edges[~from_a]
+            self.return_flow: np.ndarray | None = (
+                _rows(fl.volume[:, None], self._edge_ab)[:, 0]
+                + _rows(fl.volume[:, None], self._edge_ba)[:, 0]
             )
-            self._flow_ba = sp.csr_array(
-                (
-                    (fl.origin[has] == dy.b[fl.dyad[has]]).astype(np.float64),
-                    (fl.dyad[has], np.flatnonzero(has)),
-                ),
-                shape=(d, len(fl.volume)),
-            )
-            self.return_flow: np.ndarray | None = np.asarray(
-                (self._flow_ab + self._flow_ba) @ fl.volume, dtype=np.float64
-            ).ravel()
         else:
             self.return_flow = None  # from the current candidate layer, see _return_flow
-        self.recorder = _Recorder()
+        self.recorder = _Recorder(np.array([m.index for m in w.mechanisms]))
         # Terms that change only with scheduled events (layers, attributes) are cached until
         # the next such event.
         self._static: dict[str, object] = {}
@@ -232,17 +234,17 @@ class Kernel:
         return cast(np.ndarray, self._static["return_flow"])
 
     def _uniforms(self) -> np.ndarray:
-        """Each replicate's fixed-size block of float32 uniforms for this step."""
+        """Each replicate's fixed-size block of float32 uniforms for this step, as the
+        columns of a (draws, R) array (the loops read all replicates of one unit at once)."""
         u = np.empty((self.n_replicates, self._draws), dtype=np.float32)
         for k, gen in enumerate(self.generators):
             gen.random(out=u[k], dtype=np.float32)
-        return u
+        return np.ascontiguousarray(u.T)
 
     def _holds(self) -> np.ndarray:
         """(n, R, Mb) bool: the state is party to at least one agreement in force."""
-        d, r, mb = self.agreement.shape
-        flat = self.agreement.reshape(d, r * mb).astype(np.float64)
-        return (self._inc_any @ flat).reshape(self.world.n, r, mb) > 0
+        dy = self.world.dyads
+        return cast(np.ndarray, fused.holds(self.agreement, dy.a, dy.b, self.world.n))
 
     def _record_events(self, **cols: np.ndarray) -> None:
         if self._record and len(cols["state"]):
@@ -279,20 +281,22 @@ class Kernel:
     def step(self) -> None:
         """One synchronous step (DESIGN.md section 1, process 1-6)."""
         self._apply_events()
-        r = self.n_replicates
-        n, mu, d, mb = self.world.n, len(self.uni), len(self.world.dyads), len(self.bil)
-        u_uni = u_bil = rev_uni = rev_bil = None
-        if self._history is None:
-            u = self._uniforms()
-            u_uni = u[:, : n * mu].reshape(r, n, mu).transpose(1, 0, 2)
-            u_bil = u[:, n * mu : n * mu + d * mb].reshape(r, d, mb).transpose(1, 0, 2)
-            if self._any_revocable:
-                off = n * mu + d * mb
-                rev_uni = u[:, off : off + n * mu].reshape(r, n, mu).transpose(1, 0, 2)
-                rev_bil = u[:, off + n * mu :].reshape(r, d, mb).transpose(1, 0, 2)
+        # Replaying a history draws nothing; the compiled loops still read a (zero) block.
+        u = (
+            self._uniforms()
+            if self._history is None
+            else np.zeros((self._draws, self.n_replicates), dtype=np.float32)
+        )
+        rev_uni = rev_bil = None
+        if self._any_revocable and self._history is None:
+            r = self.n_replicates
+            n, mu, d, mb = self.world.n, len(self.uni), len(self.world.dyads), len(self.bil)
+            off = n * mu + d * mb
+            rev_uni = u[off : off + n * mu].reshape(n, mu, r).transpose(0, 2, 1)
+            rev_bil = u[off + n * mu :].reshape(d, mb, r).transpose(0, 2, 1)
         # Every hazard is computed from the state at the start of the step (synchronous update).
-        new_uni = self._unilateral_step(u_uni) if mu else None
-        new_bil = self._bilateral_step(u_bil) if mb and d else None
+        new_uni = self._unilateral_step(u) if self.uni else None
+        new_bil = self._bilateral_step(u) if self.bil and len(self.world.dyads) else None
         held_at_start = self.adopted.copy()
         if rev_uni is not None:
             self._revocations(rev_uni, rev_bil)
@@ -306,25 +310,31 @@ class Kernel:
             self._record_series()
         self.t += 1
 
-    def _score(self, p: np.ndarray, at_risk: np.ndarray, new: np.ndarray, what: str) -> None:
+    def _score(self, p: np.ndarray, index: np.ndarray, new: np.ndarray, what: str) -> np.ndarray:
         """Add this step's log-likelihood of the replayed history (Berry & Berry 1990: each
-        unit at risk contributes log p if it adopted, log(1 - p) if not)."""
-        impossible = new & ~at_risk
+        unit at risk contributes log p if it adopted, log(1 - p) if not).
+
+        ``p`` holds the hazards of the units at risk, whose flat indices are ``index``;
+        ``new`` marks the replayed events. Returns which of the units at risk took place.
+        """
+        at_risk = np.zeros(new.size, dtype=bool)
+        at_risk[index] = True
+        impossible = new & ~at_risk.reshape(new.shape)
         if impossible.any():
             raise ZeroProbabilityError(
                 self._describe(np.argwhere(impossible)[0], what, "is not at risk")
             )
-        took = p[new]
-        if (took <= 0).any():
-            first = np.argwhere(new & (p <= 0))[0]
-            raise ZeroProbabilityError(self._describe(first, what, "has probability 0"))
-        stay = at_risk & ~new
-        if (p[stay] >= 1).any():
-            first = np.argwhere(stay & (p >= 1))[0]
-            raise ZeroProbabilityError(
-                self._describe(first, what, "not happening has probability 0")
-            )
-        self.loglik += float(np.log(took).sum() + np.log1p(-p[stay]).sum())
+        took_place = new.ravel()[index]
+        took, stay = p[took_place], p[~took_place]
+        for bad, units, reason in (
+            (took <= 0, index[took_place], "has probability 0"),
+            (stay >= 1, index[~took_place], "not happening has probability 0"),
+        ):
+            if bad.any():
+                where = np.array(np.unravel_index(units[bad][0], new.shape))
+                raise ZeroProbabilityError(self._describe(where, what, reason))
+        self.loglik += float(np.log(took).sum() + np.log1p(-stay).sum())
+        return took_place
 
     def _describe(self, where: np.ndarray, what: str, reason: str) -> str:
         w = self.world
@@ -455,57 +465,62 @@ class Kernel:
         terms["pressure"] = self.pressure[:, :, None]
         return terms
 
-    def _unilateral_step(self, u: np.ndarray | None) -> tuple[Any, np.ndarray, dict] | None:
+    def _unilateral_step(self, u: np.ndarray) -> tuple[Any, np.ndarray, dict] | None:
         """Hazards of every (state, replicate, mechanism) not yet adopted; draw or replay."""
-        n, r, mu = self.adopted.shape
+        n, _, mu = self.adopted.shape
         terms = self._unilateral_terms()
         if "uni_static" not in self._static:
-            # alpha + the covariates that do not vary by replicate: (n, 1, Mu)
-            static = np.broadcast_to(self._alpha_u, (n, 1, mu)).copy()
+            # alpha + the covariates that do not vary by replicate
+            static = np.broadcast_to(self._alpha_u, (n, mu)).copy()
             for name in ("openness", "human_rights"):
-                static += self._uni_weights(name) * terms[name]
+                static += self._uni_weights(name) * terms[name][:, :, 0]
             self._static["uni_static"] = static
-        eta = np.empty((n, r, mu))
-        eta[...] = cast(np.ndarray, self._static["uni_static"])
-        scratch = np.empty((n, r, mu))
-        for name, x in terms.items():
-            b = self._uni_weights(name)
-            if name in ("openness", "human_rights") or not b.any():
-                continue
-            np.multiply(x, b, out=scratch)
-            eta += scratch
+        dynamic = self._fused_unilateral(terms)
+        i, rep, k, draw = fused.open_units(
+            self.adopted, self.world.unilateral_blocked_by_step[self.t], u, 0
+        )
+        static = self._static["uni_static"]
+        eta, _ = fused.unilateral_predictors(static, *dynamic, i, rep, k, False)
         p = hazard(eta, self.world.link)
-        at_risk = ~self.adopted & ~self.world.unilateral_blocked_by_step[self.t][:, None, :]
         if self._history is None:
-            assert u is not None
-            new = (u < p) & at_risk
+            took_place = draw < p
         else:
-            new = self._history.unilateral(self.t, at_risk.shape)
-            self._score(p, at_risk, new, "adoption")
-        idx = np.nonzero(new)
-        if len(idx[0]) == 0:
+            new = self._history.unilateral(self.t, self.adopted.shape)
+            index = np.ravel_multi_index((i, rep, k), self.adopted.shape)
+            took_place = self._score(p, index, new, "adoption")
+        if not took_place.any():
             return None
-        k = idx[2]
+        idx = (i[took_place], rep[took_place], k[took_place])
+        i, k = idx[0], idx[2]
+        _, weighted = fused.unilateral_predictors(static, *dynamic, *idx, True)
         contrib = {"c_intercept": self._alpha_u[k]}
-        for name in (
-            "emulation",
-            "learning",
-            "competition",
-            "conditionality",
-            "openness",
-            "human_rights",
-            "pressure",
-        ):
-            term = terms.get(name)
-            if term is None:
-                contrib[f"c_{name}"] = np.zeros(len(k))
-            else:
-                contrib[f"c_{name}"] = (
-                    self._uni_weights(name)[k] * np.broadcast_to(term, (n, r, mu))[idx]
-                )
+        for t, name in enumerate(fused.UNILATERAL_DYNAMIC):
+            contrib[f"c_{name}"] = weighted[:, t]
+        for name in ("openness", "human_rights"):
+            contrib[f"c_{name}"] = self._uni_weights(name)[k] * terms[name][i, 0, 0]
         for name in ("demand", "chain", "hr_gap"):
             contrib[f"c_{name}"] = np.zeros(len(k))
-        return idx, eta[idx], contrib
+        return idx, eta[took_place], contrib
+
+    def _fused_unilateral(self, terms: dict[str, np.ndarray]) -> tuple:
+        """The dynamic terms in ``fused.UNILATERAL_DYNAMIC`` order as the compiled loops take
+        them: (arrays, broadcast multipliers, weights (T, Mu), used)."""
+        arrays, strides, weights, use = [], [], [], []
+        for name in fused.UNILATERAL_DYNAMIC:
+            b = self._uni_weights(name)
+            x = terms.get(name)
+            used = x is not None and bool(b.any())
+            x = np.ascontiguousarray(x, dtype=np.float64) if used else np.zeros((1, 1, 1))
+            arrays.append(x)
+            strides.append([int(size > 1) for size in x.shape])
+            weights.append(b)
+            use.append(used)
+        return (
+            tuple(arrays),
+            np.array(strides, dtype=np.int64),
+            np.array(weights, dtype=np.float64).reshape(len(arrays), len(self.uni)),
+            np.array(use),
+        )
 
     def _success(self) -> np.ndarray:
         """Learning weight of each adopter: its relative drop in pressure since adopting
@@ -565,26 +580,27 @@ class Kernel:
 
     # -- 2-4. bilateral mechanisms (agreements) ------------------------------------------------
 
-    def _bilateral_terms(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Unweighted dyad terms for both orientations (a requests, b requests), each
-        broadcastable to (D, R, Mb): demand Q, conditionality K, chain R, emulation E,
-        human-rights gap and openness."""
+    def _bilateral_inputs(self) -> fused.DyadInputs:
+        """The arrays the compiled dyad loop reads its terms from (``fused._bilateral_terms``
+        states the rules): demand Q, conditionality K, chain R, emulation E, human-rights gap
+        and openness, for both orientations. Unused terms get small zero placeholders."""
         w, t = self.world, self.t
         dy = w.dyads
         d, r, mb = self.agreement.shape
         n = w.n
         weights = w.bilateral_terms
-        terms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         cand_layer = self.layers[w.candidate_layer] if w.candidate_layer else None
-
-        need_flows = weights["demand"] or weights["chain"]
-        if need_flows:
-            # Q: demand, s's share of r's inflow (current flows, or the candidate layer).
+        none1, none2 = np.zeros(1), np.zeros((1, 1))
+        f_ab = f_ba = inv_in = inv_out = none2
+        cond_a = cond_b = hr_a = hr_b = openness = none1
+        bound = np.zeros((1, 1, 1), dtype=bool)
+        emul = np.zeros((1, 1, 1))
+        if weights["demand"] or weights["chain"]:
+            # current flows, or the candidate layer's weights
             if w.flows is not None:
-                f_ab = self._flow_ab @ self._flow  # (D, R): flow a -> b
-                f_ba = self._flow_ba @ self._flow
-                inflow = self._dest @ self._flow  # (n, R)
-                outflow = self._orig @ self._flow
+                f_ab = _rows(self._flow, self._edge_ab)  # (D, R): flow a -> b
+                f_ba = _rows(self._flow, self._edge_ba)
+                inflow, outflow = self._inflow, self._outflow  # (n, R)
             else:
                 assert cand_layer is not None
                 if "candidate_flows" not in self._static:
@@ -595,102 +611,93 @@ class Kernel:
                         cand_layer.row_sums()[:, None],
                     )
                 f_ab, f_ba, inflow, outflow = self._static["candidate_flows"]  # type: ignore[misc]
-        if weights["demand"]:
-            inv_in = _inverse(inflow)
-            terms["demand"] = (
-                (f_ba * np.take(inv_in, dy.a, axis=0))[:, :, None],  # b's share of a's inflow
-                (f_ab * np.take(inv_in, dy.b, axis=0))[:, :, None],
-            )
+            inv_in, inv_out = _inverse(inflow), _inverse(outflow)
         if weights["conditionality"]:
             cond_id = self.bil[0].channel_layer["conditionality"]
             if cond_id is not None:
                 if "bil_conditionality" not in self._static:
                     cl = self.layers[cond_id]
                     self._static["bil_conditionality"] = (
-                        (self.leverage[dy.a] * cl.shares(dy.b, dy.a))[:, None, None],
-                        (self.leverage[dy.b] * cl.shares(dy.a, dy.b))[:, None, None],
+                        self.leverage[dy.a] * cl.shares(dy.b, dy.a),
+                        self.leverage[dy.b] * cl.shares(dy.a, dy.b),
                     )
-                terms["conditionality"] = self._static["bil_conditionality"]  # type: ignore[assignment]
+                cond_a, cond_b = self._static["bil_conditionality"]  # type: ignore[misc]
         if weights["chain"]:
-            # R: the requesting side is bound by an active TCN clause (same mechanism) and
-            # migrants from the partner transit it.
+            # the requesting side is bound by an active TCN clause (same mechanism)
             active = self.agreement & (self.tcn_step != NO_TCN) & (self.tcn_step <= t)
             flat = active.reshape(d, r * mb).astype(np.float64)
             bound = (
                 (self._inc_a @ (flat * self._a_bound[:, None]))
                 + (self._inc_b @ (flat * self._b_bound[:, None]))
             ).reshape(n, r, mb) > 0
-            inv_out = _inverse(outflow)
-            transit_b = (f_ba * np.take(inv_out, dy.b, axis=0))[:, :, None]
-            transit_a = (f_ab * np.take(inv_out, dy.a, axis=0))[:, :, None]
-            terms["chain"] = (
-                np.take(bound, dy.a, axis=0) * transit_b,
-                np.take(bound, dy.b, axis=0) * transit_a,
-            )
         if weights["emulation"]:
             emul_id = self.bil[0].channel_layer["emulation"] or w.candidate_layer
             assert emul_id is not None
             holds = self._holds().astype(np.float64).reshape(n, r * mb)
-            e = self.layers[emul_id].mean_over_neighbours(holds).reshape(n, r, mb)
-            # the partner's neighbours
-            terms["emulation"] = (np.take(e, dy.b, axis=0), np.take(e, dy.a, axis=0))
+            emul = self.layers[emul_id].mean_over_neighbours(holds).reshape(n, r, mb)
         if weights["hr_gap"]:
-            hr_a, hr_b = self.human_rights[dy.a], self.human_rights[dy.b]
-            terms["hr_gap"] = (
-                np.maximum(0.0, hr_a - hr_b)[:, None, None],
-                np.maximum(0.0, hr_b - hr_a)[:, None, None],
-            )
+            hr_a = np.maximum(0.0, self.human_rights[dy.a] - self.human_rights[dy.b])
+            hr_b = np.maximum(0.0, self.human_rights[dy.b] - self.human_rights[dy.a])
         if weights["openness"]:
-            o = (0.5 * (self.openness[dy.a] + self.openness[dy.b]))[:, None, None]
-            terms["openness"] = (o, o)
-        return terms
+            openness = 0.5 * (self.openness[dy.a] + self.openness[dy.b])
+        return fused.DyadInputs(
+            f_ab=np.ascontiguousarray(f_ab, dtype=np.float64),
+            f_ba=np.ascontiguousarray(f_ba, dtype=np.float64),
+            inv_in=np.ascontiguousarray(inv_in, dtype=np.float64),
+            inv_out=np.ascontiguousarray(inv_out, dtype=np.float64),
+            flows_vary=int(f_ab.shape[1] > 1),
+            cond_a=np.ascontiguousarray(cond_a, dtype=np.float64),
+            cond_b=np.ascontiguousarray(cond_b, dtype=np.float64),
+            bound=np.ascontiguousarray(bound),
+            emul=np.ascontiguousarray(emul, dtype=np.float64),
+            hr_a=hr_a,
+            hr_b=hr_b,
+            openness=openness,
+        )
 
-    def _bilateral_step(self, u: np.ndarray | None) -> tuple | None:
+    def _bilateral_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """(weights, used) of the dyad terms in ``BILATERAL_TERMS`` order; conditionality is
+        unused without a conditionality layer."""
+        weights = self.world.bilateral_terms
+        values = np.array([float(weights[name]) for name in BILATERAL_TERMS])
+        used = values != 0
+        if self.bil[0].channel_layer["conditionality"] is None:
+            used[BILATERAL_TERMS.index("conditionality")] = False
+        return values, used
+
+    def _bilateral_step(self, u: np.ndarray) -> tuple | None:
         """Hazards of every open candidate dyad; the requesting side is the orientation with
         the larger linear predictor; draw or replay."""
         w, t = self.world, self.t
         dy = w.dyads
-        d, r, mb = self.agreement.shape
-        terms = self._bilateral_terms()
-        weights = w.bilateral_terms
-        eta_a = np.empty((d, r, mb))
-        eta_a[...] = self._alpha_b
-        eta_b = eta_a.copy()
-        scratch = np.empty((d, r, mb))
-        for name, (xa, xb) in terms.items():
-            np.multiply(xa, weights[name], out=scratch)
-            eta_a += scratch
-            np.multiply(xb, weights[name], out=scratch)
-            eta_b += scratch
-        a_requests = eta_a >= eta_b
-        eta = np.maximum(eta_a, eta_b, out=eta_a)
+        inputs = self._bilateral_inputs()
+        weights, used = self._bilateral_weights()
+        d_, rep, k, draw = fused.open_dyads(
+            dy.candidate_by_step[t], dy.blocked_by_step[t], self.agreement, u, w.n * len(self.uni)
+        )
+        eta, a_requests, _ = fused.dyad_predictors(
+            self._alpha_b, weights, used, dy.a, dy.b, d_, rep, k, inputs, False
+        )
         p = hazard(eta, w.link)
-        at_risk = (dy.candidate_by_step[t][:, None] & ~dy.blocked_by_step[t])[:, None, :]
-        at_risk = at_risk & ~self.agreement
         if self._history is None:
-            assert u is not None
-            new = (u < p) & at_risk
+            took_place = draw < p
         else:
-            new = self._history.bilateral(t, at_risk.shape)
-            self._score(p, at_risk, new, "agreement")
-        idx = np.nonzero(new)
-        if len(idx[0]) == 0:
+            new = self._history.bilateral(t, self.agreement.shape)
+            index = np.ravel_multi_index((d_, rep, k), self.agreement.shape)
+            took_place = self._score(p, index, new, "agreement")
+        if not took_place.any():
             return None
-        req = a_requests[idx]
+        idx = (d_[took_place], rep[took_place], k[took_place])
+        req = a_requests[took_place]
+        _, _, weighted = fused.dyad_predictors(
+            self._alpha_b, weights, used, dy.a, dy.b, *idx, inputs, True
+        )
         contrib = {"c_intercept": self._alpha_b[idx[2]]}
-        for name in BILATERAL_TERMS:
-            if name in terms:
-                xa, xb = terms[name]
-                shape = (d, r, mb)
-                value = np.where(
-                    req, np.broadcast_to(xa, shape)[idx], np.broadcast_to(xb, shape)[idx]
-                )
-                contrib[f"c_{name}"] = weights[name] * value
-            else:
-                contrib[f"c_{name}"] = np.zeros(len(req))
+        for q, name in enumerate(BILATERAL_TERMS):
+            contrib[f"c_{name}"] = weighted[:, q]
         for name in ("learning", "competition", "human_rights", "pressure"):
             contrib[f"c_{name}"] = np.zeros(len(req))
-        return idx, eta[idx], req, contrib
+        return idx, eta[took_place], req, contrib
 
     def _conclude(
         self, dyad: np.ndarray, rep: np.ndarray, k: np.ndarray, tcn_step: int | np.ndarray
@@ -783,89 +790,47 @@ class Kernel:
         """
         fl = self.world.flows
         assert fl is not None
-        r = self.n_replicates
-        keep = np.ones((len(fl.volume), r))
-        for k, m in enumerate(self.uni):
-            keep *= 1.0 - m.effectiveness * self.adopted[fl.destination, :, k]
-        if len(self.bil):
-            edges, dyads = self._flow_dyad_edges, self._flow_dyad
-            for k, m in enumerate(self.bil):
-                keep[edges] *= 1.0 - m.effectiveness * self.agreement[dyads, :, k]
-        kept = fl.volume[:, None] * keep
-        removed = fl.volume[:, None] - kept
-        kept_out = np.take(self._orig @ kept, fl.origin, axis=0)  # K_o on each edge
-        ratio = _ratio(removed, kept_out - kept)
-        spread = np.take(self._orig @ ratio, fl.origin, axis=0) - ratio
-        added = fl.deflection * kept * spread
-        self._flow = kept + added
-        inflow = self._dest @ self._flow
-        self.pressure = inflow / fl.scale
-        self._deflected_share = np.minimum(
-            1.0, _ratio(self._dest @ added, np.repeat(self._baseline_inflow[:, None], r, axis=1))
+        self._flow, self._inflow, self._outflow, deflected = fused.update_flows(
+            fl.volume,
+            fl.origin,
+            fl.destination,
+            fl.dyad,
+            np.array([m.effectiveness for m in self.uni], dtype=np.float64),
+            self.adopted,
+            np.array([m.effectiveness for m in self.bil], dtype=np.float64),
+            self.agreement,
+            float(fl.deflection),
         )
+        self.pressure = self._inflow / fl.scale
+        self._deflected_share = np.minimum(1.0, _ratio(deflected, self._baseline_inflow[:, None]))
 
     # -- 6. observables ------------------------------------------------------------------------
 
     def _record_series(self) -> None:
+        """This step's series: counts per mechanism over all states and per region, and the
+        mean pressure."""
         w = self.world
-        n, r = w.n, self.n_replicates
-        g = len(w.regions)
-        blocks: dict[str, list[np.ndarray]] = {
-            k: []
-            for k in (
-                "replicate",
-                "mechanism",
-                "region",
-                "adopters",
-                "agreements",
-                "beyond_sponsor",
-                "mean_pressure",
-            )
-        }
+        counts = fused.series_counts(
+            self.adopted,
+            self.agreement,
+            w.region_of,
+            len(w.regions),
+            w.dyads.a,
+            w.dyads.b,
+            w.sponsor,
+            np.array([m.bilateral for m in w.mechanisms]),
+            np.array(
+                [
+                    (self._bil_index if m.bilateral else self._uni_index)[m.index]
+                    for m in w.mechanisms
+                ]
+            ),
+        )
         mean_p = (self._region_sum @ self.pressure) / np.maximum(self._region_size, 1)[:, None]
         # Summed per replicate by a sparse product, as the regions are: the same sum order
         # whatever the number of replicates in the batch.
-        mean_p_all = (self._all_sum @ self.pressure)[0] / n
-        nonsponsor = (~w.sponsor).astype(np.float64)[:, None]
-        holds = self._holds() if len(self.bil) else None
-        for m in w.mechanisms:
-            if m.bilateral:
-                assert holds is not None
-                k = self._bil_index[m.index]
-                held = holds[:, :, k].astype(np.float64)
-                agr = self.agreement[:, :, k].astype(np.float64)
-                adopters = self._region_sum @ held
-                agreements = self._dyad_region @ agr
-                beyond = self._dyad_region @ (agr * ~self._sponsor_dyad[:, None])
-                totals = (held.sum(0), agr.sum(0), (agr * ~self._sponsor_dyad[:, None]).sum(0))
-            else:
-                k = self._uni_index[m.index]
-                held = self.adopted[:, :, k].astype(np.float64)
-                adopters = agreements = self._region_sum @ held
-                beyond = self._region_sum @ (held * nonsponsor)
-                totals = (held.sum(0), held.sum(0), (held * nonsponsor).sum(0))
-            stacked = (
-                np.vstack([totals[0][None], adopters]),
-                np.vstack([totals[1][None], agreements]),
-                np.vstack([totals[2][None], beyond]),
-                np.vstack([mean_p_all[None], mean_p]),
-            )
-            blocks["replicate"].append(np.tile(np.arange(r), g + 1))
-            blocks["mechanism"].append(np.full((g + 1) * r, m.index))
-            blocks["region"].append(np.repeat(np.arange(-1, g), r))
-            for name, arr in zip(
-                ("adopters", "agreements", "beyond_sponsor", "mean_pressure"), stacked, strict=True
-            ):
-                blocks[name].append(arr.ravel())
-        cols = {k: np.concatenate(v) for k, v in blocks.items()}
-        cols["step"] = np.full(len(cols["replicate"]), self.t, dtype=np.int32)
-        for count in ("adopters", "agreements", "beyond_sponsor"):
-            cols[count] = np.rint(cols[count]).astype(np.int32)
-        cols["replicate"] = cols["replicate"].astype(np.int32)
-        cols["mechanism"] = cols["mechanism"].astype(np.int32)
-        cols["region"] = cols["region"].astype(np.int32)
-        del n
-        self.recorder.series.append(cols)
+        mean_p_all = (self._all_sum @ self.pressure)[0] / w.n
+        self.recorder.series.append((counts, np.vstack([mean_p_all[None], mean_p])))
 
 
 class ZeroProbabilityError(ValueError):
@@ -900,6 +865,14 @@ def _inverse(x: np.ndarray) -> np.ndarray:
     """1/x where x > 0, else 0."""
     out = np.zeros(x.shape)
     np.divide(1.0, x, out=out, where=x > 0)
+    return out
+
+
+def _rows(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """x[rows], with zeros where rows < 0."""
+    out = np.zeros((len(rows), *x.shape[1:]))
+    has = rows >= 0
+    out[has] = x[rows[has]]
     return out
 
 

@@ -1,0 +1,363 @@
+"""Compiled (numba) loops of the kernel's step: each does in one pass what would take numpy a
+dozen passes over (states or dyads) x replicates x mechanisms arrays.
+
+A step first lists the units at risk (``open_units``, ``open_dyads``: their indices in C
+order and their uniforms), then evaluates the linear predictor of those units only
+(``unilateral_predictors``, ``dyad_predictors``); the same loops, run on the units that adopt,
+give the weighted terms recorded with each event. Every loop performs exactly the arithmetic
+of the rule it implements, in the same order as the per-agent reference (``reference.py``),
+so the kernel and the reference agree event for event. Hazards are left to ``kernel.hazard``.
+
+Arrays are unpacked into locals before the loops: numba reference-counts an array each time
+it is taken out of a tuple or passed to a function, which inside a loop costs more than the
+arithmetic.
+
+Conventions: a unilateral term is a C-contiguous ``(n or 1, R or 1, Mu or 1)`` array read at
+``[i * si, r * sr, k * sk]``, the multipliers ``(si, sr, sk)`` being 0 on a broadcast axis, so
+one compiled signature serves every scenario. Uniforms are the ``(draws, R)`` block of
+``Kernel._uniforms``, read from an offset.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+#: Order of the unilateral dynamic terms (the order they are added to the linear predictor).
+UNILATERAL_DYNAMIC = ("emulation", "learning", "competition", "conditionality", "pressure")
+
+
+@njit(cache=True)
+def open_units(adopted, blocked, u, offset):  # type: ignore[no-untyped-def]
+    """(i, r, k, uniform) of the (state, replicate, mechanism) units at risk: not adopted,
+    not blocked; in C order."""
+    n, reps, mu = adopted.shape
+    size = n * reps * mu
+    i_out = np.empty(size, np.int64)
+    r_out = np.empty(size, np.int64)
+    k_out = np.empty(size, np.int64)
+    draw = np.empty(size, np.float32)
+    m = 0
+    for i in range(n):
+        for r in range(reps):
+            for k in range(mu):
+                if adopted[i, r, k] or blocked[i, k]:
+                    continue
+                i_out[m], r_out[m], k_out[m] = i, r, k
+                draw[m] = u[offset + i * mu + k, r]
+                m += 1
+    return i_out[:m], r_out[:m], k_out[:m], draw[:m]
+
+
+@njit(cache=True)
+def unilateral_predictors(static, terms, strides, weights, use, i, r, k, with_terms):  # type: ignore[no-untyped-def]
+    """eta = static[i, k] + the used dynamic terms (``UNILATERAL_DYNAMIC`` order) times their
+    weights[t, k], for the listed units; with ``with_terms`` also the weighted terms
+    (len(i), 5), else an empty (0, 5) array."""
+    em, le, co, cd, pr = terms
+    s_em, s_le, s_co, s_cd, s_pr = strides[0], strides[1], strides[2], strides[3], strides[4]
+    u_em, u_le, u_co, u_cd, u_pr = use[0], use[1], use[2], use[3], use[4]
+    eta = np.empty(len(i))
+    out = np.zeros((len(i) if with_terms else 0, 5))
+    for q in range(len(i)):
+        ii, rr, kk = i[q], r[q], k[q]
+        x_em = em[ii * s_em[0], rr * s_em[1], kk * s_em[2]] * weights[0, kk] if u_em else 0.0
+        x_le = le[ii * s_le[0], rr * s_le[1], kk * s_le[2]] * weights[1, kk] if u_le else 0.0
+        x_co = co[ii * s_co[0], rr * s_co[1], kk * s_co[2]] * weights[2, kk] if u_co else 0.0
+        x_cd = cd[ii * s_cd[0], rr * s_cd[1], kk * s_cd[2]] * weights[3, kk] if u_cd else 0.0
+        x_pr = pr[ii * s_pr[0], rr * s_pr[1], kk * s_pr[2]] * weights[4, kk] if u_pr else 0.0
+        e = static[ii, kk]
+        if u_em:
+            e += x_em
+        if u_le:
+            e += x_le
+        if u_co:
+            e += x_co
+        if u_cd:
+            e += x_cd
+        if u_pr:
+            e += x_pr
+        eta[q] = e
+        if with_terms:
+            out[q, 0], out[q, 1], out[q, 2], out[q, 3], out[q, 4] = x_em, x_le, x_co, x_cd, x_pr
+    return eta, out
+
+
+class DyadInputs(NamedTuple):
+    """What the dyad terms are read from; unused terms hold small zero placeholders.
+
+    ``f_ab``/``f_ba`` (D, R or 1): flow a -> b and b -> a; ``inv_in``/``inv_out`` (n, R or 1):
+    1 / each state's inflow and outflow (0 without any); ``flows_vary`` is 1 when these have a
+    replicate axis. ``cond_a``/``cond_b`` (D,): conditionality; ``bound`` (n, R, Mb): the
+    state is bound by an active TCN clause; ``emul`` (n, R, Mb): the share of a state's
+    neighbours holding the mechanism; ``hr_a``/``hr_b``/``openness`` (D,).
+    """
+
+    f_ab: np.ndarray
+    f_ba: np.ndarray
+    inv_in: np.ndarray
+    inv_out: np.ndarray
+    flows_vary: int
+    cond_a: np.ndarray
+    cond_b: np.ndarray
+    bound: np.ndarray
+    emul: np.ndarray
+    hr_a: np.ndarray
+    hr_b: np.ndarray
+    openness: np.ndarray
+
+
+@njit(cache=True)
+def open_dyads(candidate, blocked, agreement, u, offset):  # type: ignore[no-untyped-def]
+    """(d, r, k, uniform) of the (dyad, replicate, mechanism) units at risk: tied on the
+    candidate layer now, not blocked, no agreement in force; in C order."""
+    n_dyads, reps, mb = agreement.shape
+    size = n_dyads * reps * mb
+    d_out = np.empty(size, np.int64)
+    r_out = np.empty(size, np.int64)
+    k_out = np.empty(size, np.int64)
+    draw = np.empty(size, np.float32)
+    m = 0
+    for d in range(n_dyads):
+        if not candidate[d]:
+            continue
+        for r in range(reps):
+            for k in range(mb):
+                if blocked[d, k] or agreement[d, r, k]:
+                    continue
+                d_out[m], r_out[m], k_out[m] = d, r, k
+                draw[m] = u[offset + d * mb + k, r]
+                m += 1
+    return d_out[:m], r_out[:m], k_out[:m], draw[:m]
+
+
+@njit(cache=True)
+def dyad_predictors(alpha, weights, use, dyad_a, dyad_b, d, r, k, x, with_terms):  # type: ignore[no-untyped-def]
+    """Both orientations' linear predictors of the listed dyad units (x: ``DyadInputs``).
+
+    Terms in ``world.BILATERAL_TERMS`` order, for "a requests" (b for "b requests"): demand
+    Q = flow b->a / a's inflow; conditionality K; chain R = [a bound by a TCN clause] x flow
+    b->a / b's outflow (b's emigrants transiting a); emulation E = share of b's neighbours
+    holding the mechanism; human-rights gap; openness. Returns (eta = the larger predictor,
+    a requests = eta_a >= eta_b, the requester's weighted terms (len(d), 6) if
+    ``with_terms`` else (0, 6)).
+    """
+    f_ab, f_ba, inv_in, inv_out, vary = x.f_ab, x.f_ba, x.inv_in, x.inv_out, x.flows_vary
+    cond_a, cond_b, bound, emul = x.cond_a, x.cond_b, x.bound, x.emul
+    hr_a, hr_b, openness = x.hr_a, x.hr_b, x.openness
+    w_q, w_k, w_c, w_e, w_h, w_o = (
+        weights[0],
+        weights[1],
+        weights[2],
+        weights[3],
+        weights[4],
+        weights[5],
+    )
+    u_q, u_k, u_c, u_e, u_h, u_o = use[0], use[1], use[2], use[3], use[4], use[5]
+    eta = np.empty(len(d))
+    a_requests = np.empty(len(d), np.bool_)
+    out = np.zeros((len(d) if with_terms else 0, 6))
+    for q in range(len(d)):
+        dd, rr, kk = d[q], r[q], k[q]
+        a, b, s = dyad_a[dd], dyad_b[dd], rr * vary
+        q_a = q_b = k_a = k_b = c_a = c_b = e_a = e_b = h_a = h_b = o = 0.0
+        if u_q or u_c:
+            fab, fba = f_ab[dd, s], f_ba[dd, s]
+            if u_q:
+                q_a = fba * inv_in[a, s] * w_q
+                q_b = fab * inv_in[b, s] * w_q
+            if u_c:
+                c_a = (1.0 if bound[a, rr, kk] else 0.0) * (fba * inv_out[b, s]) * w_c
+                c_b = (1.0 if bound[b, rr, kk] else 0.0) * (fab * inv_out[a, s]) * w_c
+        if u_k:
+            k_a, k_b = cond_a[dd] * w_k, cond_b[dd] * w_k
+        if u_e:
+            e_a, e_b = emul[b, rr, kk] * w_e, emul[a, rr, kk] * w_e
+        if u_h:
+            h_a, h_b = hr_a[dd] * w_h, hr_b[dd] * w_h
+        if u_o:
+            o = openness[dd] * w_o
+        eta_a = alpha[kk]
+        eta_b = alpha[kk]
+        if u_q:
+            eta_a += q_a
+            eta_b += q_b
+        if u_k:
+            eta_a += k_a
+            eta_b += k_b
+        if u_c:
+            eta_a += c_a
+            eta_b += c_b
+        if u_e:
+            eta_a += e_a
+            eta_b += e_b
+        if u_h:
+            eta_a += h_a
+            eta_b += h_b
+        if u_o:
+            eta_a += o
+            eta_b += o
+        a_req = eta_a >= eta_b
+        eta[q] = max(eta_a, eta_b)
+        a_requests[q] = a_req
+        if with_terms:
+            if a_req:
+                out[q, 0], out[q, 1], out[q, 2], out[q, 3], out[q, 4] = q_a, k_a, c_a, e_a, h_a
+            else:
+                out[q, 0], out[q, 1], out[q, 2], out[q, 3], out[q, 4] = q_b, k_b, c_b, e_b, h_b
+            out[q, 5] = o
+    return eta, a_requests, out
+
+
+@njit(cache=True)
+def update_flows(
+    volume, origin, destination, flow_dyad, eff_u, adopted, eff_b, agreement, deflection
+):  # type: ignore[no-untyped-def]
+    """Flows after this step's controls, with deflection (``Kernel._update_flows`` states the
+    rule). Sums over an origin's or destination's edges run in edge order. Returns
+    (flow (E, R), inflow (n, R), outflow (n, R), deflected inflow (n, R))."""
+    n_edges = len(volume)
+    n, reps, mu = adopted.shape
+    mb = len(eff_b)
+    kept = np.empty((n_edges, reps))
+    removed = np.empty((n_edges, reps))
+    kept_out = np.zeros((n, reps))
+    for e in range(n_edges):
+        j, o, dy = destination[e], origin[e], flow_dyad[e]
+        for r in range(reps):
+            kept[e, r] = 1.0
+        for k in range(mu):
+            for r in range(reps):
+                kept[e, r] *= 1.0 - eff_u[k] * (1.0 if adopted[j, r, k] else 0.0)
+        if dy >= 0:
+            for k in range(mb):
+                for r in range(reps):
+                    kept[e, r] *= 1.0 - eff_b[k] * (1.0 if agreement[dy, r, k] else 0.0)
+        for r in range(reps):
+            v = volume[e] * kept[e, r]
+            kept[e, r] = v
+            removed[e, r] = volume[e] - v
+            kept_out[o, r] += v
+    ratio = np.empty((n_edges, reps))
+    ratio_sum = np.zeros((n, reps))
+    for e in range(n_edges):
+        o = origin[e]
+        for r in range(reps):
+            den = kept_out[o, r] - kept[e, r]
+            x = removed[e, r] / den if den > 0 else 0.0
+            ratio[e, r] = x
+            ratio_sum[o, r] += x
+    flow = np.empty((n_edges, reps))
+    inflow = np.zeros((n, reps))
+    outflow = np.zeros((n, reps))
+    deflected = np.zeros((n, reps))
+    for e in range(n_edges):
+        o, j = origin[e], destination[e]
+        for r in range(reps):
+            added = deflection * kept[e, r] * (ratio_sum[o, r] - ratio[e, r])
+            f = kept[e, r] + added
+            flow[e, r] = f
+            inflow[j, r] += f
+            outflow[o, r] += f
+            deflected[j, r] += added
+    return flow, inflow, outflow, deflected
+
+
+@njit(cache=True)
+def holds(agreement, dyad_a, dyad_b, n):  # type: ignore[no-untyped-def]
+    """(n, R, Mb) bool: the state is party to at least one agreement in force."""
+    n_dyads, reps, mb = agreement.shape
+    width = reps * mb
+    flat = agreement.reshape(n_dyads, width)
+    out = np.zeros((n, width), np.bool_)
+    for d in range(n_dyads):
+        a, b = dyad_a[d], dyad_b[d]
+        for c in range(width):
+            v = flat[d, c]
+            out[a, c] |= v
+            out[b, c] |= v
+    return out.reshape(n, reps, mb)
+
+
+@njit(cache=True)
+def _region_counts(held, region_of, n_regions, counted):  # type: ignore[no-untyped-def]
+    """(1 + regions, width) int32: how many counted states hold each column (row 0: all)."""
+    n, width = held.shape
+    out = np.zeros((n_regions + 1, width), np.int32)
+    for i in range(n):
+        if not counted[i]:
+            continue
+        g = region_of[i] + 1
+        for c in range(width):
+            v = np.int32(held[i, c])
+            out[0, c] += v
+            out[g, c] += v
+    return out
+
+
+@njit(cache=True)
+def _dyad_region_counts(flat, dyad_a, dyad_b, region_of, n_regions, counted):  # type: ignore[no-untyped-def]
+    """(1 + regions, width) int32: how many counted dyads have each column set, in the
+    region of each party (once when both parties are in one region; row 0: all)."""
+    n_dyads, width = flat.shape
+    out = np.zeros((n_regions + 1, width), np.int32)
+    for d in range(n_dyads):
+        if not counted[d]:
+            continue
+        ga, gb = region_of[dyad_a[d]] + 1, region_of[dyad_b[d]] + 1
+        for c in range(width):
+            v = np.int32(flat[d, c])
+            out[0, c] += v
+            out[ga, c] += v
+        if gb != ga:
+            for c in range(width):
+                out[gb, c] += np.int32(flat[d, c])
+    return out
+
+
+@njit(cache=True)
+def series_counts(
+    adopted, agreement, region_of, n_regions, dyad_a, dyad_b, sponsor, bilateral, local
+):  # type: ignore[no-untyped-def]
+    """(3, M, 1 + regions, R) int32 counts of the series table: adopters, agreements and
+    agreements beyond the sponsor, over all states (row 0) and per region (row 1 + region).
+
+    A unilateral mechanism's adopters are its "agreements"; "beyond" leaves the sponsors out.
+    A bilateral mechanism's adopters are the states party to an agreement in force; an
+    agreement counts in the region of each party (once when both are in one region), and is
+    beyond the sponsor when neither party is a sponsor.
+    """
+    n, reps, mu = adopted.shape
+    n_dyads, _, mb = agreement.shape
+    rows = n_regions + 1
+    everyone = np.ones(n, np.bool_)
+    flat_u = adopted.reshape(n, reps * mu)
+    held_u = _region_counts(flat_u, region_of, n_regions, everyone).reshape(rows, reps, mu)
+    beyond_u = _region_counts(flat_u, region_of, n_regions, ~sponsor).reshape(rows, reps, mu)
+    party = holds(agreement, dyad_a, dyad_b, n).reshape(n, reps * mb)
+    held_b = _region_counts(party, region_of, n_regions, everyone).reshape(rows, reps, mb)
+    width = reps * mb
+    flat_b = agreement.reshape(n_dyads, width)
+    agr = _dyad_region_counts(
+        flat_b, dyad_a, dyad_b, region_of, n_regions, np.ones(n_dyads, np.bool_)
+    )
+    beyond = ~(sponsor[dyad_a] | sponsor[dyad_b])
+    agr_beyond = _dyad_region_counts(flat_b, dyad_a, dyad_b, region_of, n_regions, beyond)
+    agr_r = agr.reshape(rows, reps, mb)
+    beyond_r = agr_beyond.reshape(rows, reps, mb)
+    out = np.empty((3, len(local), rows, reps), np.int32)
+    for m in range(len(local)):
+        k = local[m]
+        for g in range(rows):
+            for r in range(reps):
+                if bilateral[m]:
+                    out[0, m, g, r] = held_b[g, r, k]
+                    out[1, m, g, r] = agr_r[g, r, k]
+                    out[2, m, g, r] = beyond_r[g, r, k]
+                else:
+                    out[0, m, g, r] = held_u[g, r, k]
+                    out[1, m, g, r] = held_u[g, r, k]
+                    out[2, m, g, r] = beyond_u[g, r, k]
+    return out
