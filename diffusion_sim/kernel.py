@@ -117,7 +117,9 @@ class _Recorder:
 
 @dataclass
 class KernelResult:
-    """Index-coded tables of one batch of replicates (see ``tables.py`` for the Parquet form)."""
+    """Index-coded tables of one batch of replicates (see ``tables.py`` for the Parquet form):
+    events in (replicate, step, mechanism, state, partner) order, series in (replicate, step,
+    mechanism, region) order."""
 
     events: dict[str, np.ndarray]
     series: dict[str, np.ndarray]
@@ -356,6 +358,12 @@ class Kernel:
         if not events:
             none = np.zeros(0, dtype=np.int64)
             events = self._event_block(replicate=none, mechanism=none, state=none)
+        order = np.lexsort(
+            [events[k] for k in ("partner", "state", "mechanism", "step", "replicate")]
+        )
+        if not (order[1:] > order[:-1]).all():
+            events = {k: v[order] for k, v in events.items()}
+            self.recorder.events[:] = [dict(events)]
         return KernelResult(events, self.recorder.series_columns())
 
     # -- 1. scheduled events -------------------------------------------------------------------

@@ -280,8 +280,9 @@ def _slices(sim: _Simulated, size: int) -> Iterator[tuple[Any, tuple[np.ndarray,
                 if not cols:
                     sub.append(cols)
                     continue
-                keep = (cols["replicate"] >= lo) & (cols["replicate"] < hi)
-                part = {k: v[keep] for k, v in cols.items()}
+                # rows are in replicate order: a slice is a view
+                start, stop = np.searchsorted(cols["replicate"], [lo, hi])
+                part = {k: v[start:stop] for k, v in cols.items()}
                 part["replicate"] = part["replicate"] - lo
                 sub.append(part)
             yield KernelResult(sub[0], sub[1]), keys
@@ -351,6 +352,24 @@ def _runs_table(
     return pa.table(cols)
 
 
+#: Parquet writer options: zstd; column statistics only for the run and step keys (what
+#: readers filter on); string columns come dictionary-encoded (``tables.encoded_schema``) and
+#: the Arrow schema is not stored, so they read back as plain strings.
+_STATISTICS = ["run_id", "point", "replicate", "step"]
+
+
+def _writer_options(schema: Any) -> dict[str, Any]:
+    import pyarrow as pa
+
+    return {
+        "compression": COMPRESSION[0],
+        "compression_level": COMPRESSION[1],
+        "write_statistics": [c for c in _STATISTICS if c in schema.names],
+        "use_dictionary": [f.name for f in schema if pa.types.is_dictionary(f.type)],
+        "store_schema": False,
+    }
+
+
 def encode(table: Any) -> bytes:
     """A table as Parquet bytes (zstd)."""
     import pyarrow.parquet as pq
@@ -365,17 +384,16 @@ def _encode_streamed(sim: _Simulated, name: str) -> bytes:
     only a slice's Arrow table is in memory at a time."""
     import pyarrow.parquet as pq
 
-    from .tables import EVENT_SCHEMA, SERIES_SCHEMA, event_table, series_table
+    from .tables import EVENT_SCHEMA, SERIES_SCHEMA, encoded_schema, event_table, series_table
 
     schema, build = (
         (EVENT_SCHEMA, event_table) if name == "events" else (SERIES_SCHEMA, series_table)
     )
+    schema = encoded_schema(schema)
     sink = io.BytesIO()
-    with pq.ParquetWriter(
-        sink, schema, compression=COMPRESSION[0], compression_level=COMPRESSION[1]
-    ) as writer:
+    with pq.ParquetWriter(sink, schema, **_writer_options(schema)) as writer:
         for result, keys in _slices(sim, ENCODE_SLICE):
-            table = build(sim.world, result, *keys)
+            table = build(sim.world, result, *keys, encoded=True)
             if table.num_rows:
                 writer.write_table(table)
     return sink.getvalue()

@@ -7,17 +7,20 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from .kernel import ADOPT, CONTRIBUTIONS, KernelResult
+from .kernel import CONTRIBUTIONS, KernelResult
 from .world import NO_TCN, World
 
 
-def _labels(codes: np.ndarray, names: Sequence[str], null_below_zero: bool = False) -> pa.Array:
-    """Strings for integer codes (fast: dictionary decode in Arrow); code < 0 -> null."""
+def _labels(
+    codes: np.ndarray, names: Sequence[str], null_below_zero: bool = False, encoded: bool = False
+) -> pa.Array:
+    """Strings for integer codes (dictionary decode in Arrow); code < 0 -> null. ``encoded``
+    keeps the dictionary array (what the Parquet writer takes without hashing any string)."""
     mask = codes < 0 if null_below_zero else None
     dictionary = pa.DictionaryArray.from_arrays(
         pa.array(np.maximum(codes, 0).astype(np.int32), mask=mask), pa.array(list(names))
     )
-    return dictionary.cast(pa.string())
+    return dictionary if encoded else dictionary.cast(pa.string())
 
 
 def _run_columns(
@@ -39,7 +42,32 @@ _RUN_STEP = [
     ("date", pa.float64()),
 ]
 
-EVENT_SCHEMA = pa.schema(
+
+def _schema(fields: list) -> pa.Schema:
+    """Integer, boolean and string fields given as (name, type) never hold nulls; nullable
+    ones are ``pa.field``s. Floating-point fields stay nullable (pandas reads NaN as null)."""
+    return pa.schema(
+        [
+            f
+            if isinstance(f, pa.Field)
+            else pa.field(f[0], f[1], nullable=pa.types.is_floating(f[1]))
+            for f in fields
+        ]
+    )
+
+
+def encoded_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with dictionary-encoded string columns (the form tables are built in for
+    Parquet; written without the Arrow schema, they read back as plain strings)."""
+    return pa.schema(
+        [
+            f.with_type(pa.dictionary(pa.int32(), pa.string())) if pa.types.is_string(f.type) else f
+            for f in schema
+        ]
+    )
+
+
+EVENT_SCHEMA = _schema(
     [
         *_RUN_STEP,
         ("mechanism", pa.string()),
@@ -47,14 +75,14 @@ EVENT_SCHEMA = pa.schema(
         ("action", pa.string()),
         ("exogenous", pa.bool_()),
         ("state", pa.string()),
-        ("partner", pa.string()),
+        pa.field("partner", pa.string(), nullable=True),
         ("state_region", pa.string()),
-        ("partner_region", pa.string()),
+        pa.field("partner_region", pa.string(), nullable=True),
         ("state_human_rights", pa.float64()),
-        ("partner_human_rights", pa.float64()),
+        pa.field("partner_human_rights", pa.float64(), nullable=True),
         ("state_openness", pa.float64()),
         ("sponsor_dyad", pa.bool_()),
-        ("tcn_step", pa.int32()),
+        pa.field("tcn_step", pa.int32(), nullable=True),
         ("return_flow", pa.float64()),
         ("depth", pa.int32()),
         ("eta", pa.float64()),
@@ -62,7 +90,7 @@ EVENT_SCHEMA = pa.schema(
     ]
 )
 
-SERIES_SCHEMA = pa.schema(
+SERIES_SCHEMA = _schema(
     [
         *_RUN_STEP,
         ("mechanism", pa.string()),
@@ -82,13 +110,14 @@ def event_table(
     run_ids: np.ndarray,
     points: np.ndarray,
     replicates: np.ndarray,
+    encoded: bool = False,
 ) -> pa.Table:
-    """events.parquet rows of one kernel batch, sorted by (run, step, mechanism, state)."""
+    """events.parquet rows of one kernel batch, in the kernel's (run, step, mechanism, state,
+    partner) order; ``encoded``: string columns as dictionaries (``encoded_schema``)."""
+    schema = encoded_schema(EVENT_SCHEMA) if encoded else EVENT_SCHEMA
     ev = result.events
     if not len(ev.get("state", ())):
-        return EVENT_SCHEMA.empty_table()
-    order = np.lexsort((ev["partner"], ev["state"], ev["mechanism"], ev["step"], ev["replicate"]))
-    ev = {k: v[order] for k, v in ev.items()}
+        return schema.empty_table()
     mech_ids = [m.id for m in world.mechanisms]
     kinds = [m.kind for m in world.mechanisms]
     partner = ev["partner"]
@@ -100,17 +129,18 @@ def event_table(
     cols |= {
         "step": pa.array(ev["step"]),
         "date": pa.array(world.start + ev["step"].astype(np.float64)),
-        "mechanism": _labels(ev["mechanism"], mech_ids),
-        "kind": _labels(ev["mechanism"], kinds),
-        "action": pa.array(np.where(ev["action"] == ADOPT, "adopt", "revoke")),
+        "mechanism": _labels(ev["mechanism"], mech_ids, encoded=encoded),
+        "kind": _labels(ev["mechanism"], kinds, encoded=encoded),
+        "action": _labels(ev["action"].astype(np.int32), ["adopt", "revoke"], encoded=encoded),
         "exogenous": pa.array(ev["exogenous"]),
-        "state": _labels(ev["state"], world.ids),
-        "partner": _labels(partner, world.ids, null_below_zero=True),
-        "state_region": _labels(world.region_of[ev["state"]], world.regions),
+        "state": _labels(ev["state"], world.ids, encoded=encoded),
+        "partner": _labels(partner, world.ids, null_below_zero=True, encoded=encoded),
+        "state_region": _labels(world.region_of[ev["state"]], world.regions, encoded=encoded),
         "partner_region": _labels(
             np.where(has_partner, world.region_of[np.maximum(partner, 0)], -1),
             world.regions,
             null_below_zero=True,
+            encoded=encoded,
         ),
         "state_human_rights": pa.array(ev["state_human_rights"]),
         "partner_human_rights": pa.array(ev["partner_human_rights"], from_pandas=True),
@@ -123,7 +153,7 @@ def event_table(
     }
     for c in CONTRIBUTIONS:
         cols[f"c_{c}"] = pa.array(ev[f"c_{c}"])
-    return pa.table(cols, schema=EVENT_SCHEMA)
+    return pa.table(cols, schema=schema)
 
 
 def series_table(
@@ -132,28 +162,29 @@ def series_table(
     run_ids: np.ndarray,
     points: np.ndarray,
     replicates: np.ndarray,
+    encoded: bool = False,
 ) -> pa.Table:
-    """series.parquet rows of one kernel batch, sorted by (run, step, mechanism, region)."""
+    """series.parquet rows of one kernel batch, in the kernel's (run, step, mechanism,
+    region) order; ``encoded``: string columns as dictionaries (``encoded_schema``)."""
+    schema = encoded_schema(SERIES_SCHEMA) if encoded else SERIES_SCHEMA
     se = result.series
     if not se:
-        return SERIES_SCHEMA.empty_table()
-    order = np.lexsort((se["region"], se["mechanism"], se["step"], se["replicate"]))
-    se = {k: v[order] for k, v in se.items()}
+        return schema.empty_table()
     region_names = ["all", *world.regions]
     sizes = np.concatenate([[world.n], np.bincount(world.region_of, minlength=len(world.regions))])
     cols = _run_columns(se["replicate"], run_ids, points, replicates)
     cols |= {
         "step": pa.array(se["step"]),
         "date": pa.array(world.start + se["step"].astype(np.float64)),
-        "mechanism": _labels(se["mechanism"], [m.id for m in world.mechanisms]),
-        "region": _labels(se["region"] + 1, region_names),
+        "mechanism": _labels(se["mechanism"], [m.id for m in world.mechanisms], encoded=encoded),
+        "region": _labels(se["region"] + 1, region_names, encoded=encoded),
         "n_states": pa.array(sizes[se["region"] + 1].astype(np.int32)),
         "adopters": pa.array(se["adopters"]),
         "agreements": pa.array(se["agreements"]),
         "beyond_sponsor": pa.array(se["beyond_sponsor"]),
         "mean_pressure": pa.array(se["mean_pressure"]),
     }
-    return pa.table(cols, schema=SERIES_SCHEMA)
+    return pa.table(cols, schema=schema)
 
 
 def world_summary(world: World) -> dict:
