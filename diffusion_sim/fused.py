@@ -25,6 +25,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from .world import NO_TCN
+
 #: Order of the unilateral dynamic terms (the order they are added to the linear predictor).
 UNILATERAL_DYNAMIC = ("emulation", "learning", "competition", "conditionality", "pressure")
 
@@ -88,15 +90,17 @@ def unilateral_predictors(static, terms, strides, weights, use, i, r, k, with_te
 class DyadInputs(NamedTuple):
     """What the dyad terms are read from; unused terms hold small zero placeholders.
 
-    ``f_ab``/``f_ba`` (D, R or 1): flow a -> b and b -> a; ``inv_in``/``inv_out`` (n, R or 1):
-    1 / each state's inflow and outflow (0 without any); ``flows_vary`` is 1 when these have a
-    replicate axis. ``cond_a``/``cond_b`` (D,): conditionality; ``bound`` (n, R, Mb): the
+    ``flow`` (edges, R or 1): current flows, with ``edge_ab[d]`` / ``edge_ba[d]`` the row of
+    the flow a -> b / b -> a of dyad d (-1: none); ``inv_in``/``inv_out`` (n, R or 1):
+    1 / each state's inflow and outflow (0 without any); ``flows_vary`` is 1 when these have
+    a replicate axis. ``cond_a``/``cond_b`` (D,): conditionality; ``bound`` (n, R, Mb): the
     state is bound by an active TCN clause; ``emul`` (n, R, Mb): the share of a state's
     neighbours holding the mechanism; ``hr_a``/``hr_b``/``openness`` (D,).
     """
 
-    f_ab: np.ndarray
-    f_ba: np.ndarray
+    flow: np.ndarray
+    edge_ab: np.ndarray
+    edge_ba: np.ndarray
     inv_in: np.ndarray
     inv_out: np.ndarray
     flows_vary: int
@@ -144,7 +148,8 @@ def dyad_predictors(alpha, weights, use, dyad_a, dyad_b, d, r, k, x, with_terms)
     a requests = eta_a >= eta_b, the requester's weighted terms (len(d), 6) if
     ``with_terms`` else (0, 6)).
     """
-    f_ab, f_ba, inv_in, inv_out, vary = x.f_ab, x.f_ba, x.inv_in, x.inv_out, x.flows_vary
+    flow, edge_ab, edge_ba, vary = x.flow, x.edge_ab, x.edge_ba, x.flows_vary
+    inv_in, inv_out = x.inv_in, x.inv_out
     cond_a, cond_b, bound, emul = x.cond_a, x.cond_b, x.bound, x.emul
     hr_a, hr_b, openness = x.hr_a, x.hr_b, x.openness
     w_q, w_k, w_c, w_e, w_h, w_o = (
@@ -164,7 +169,9 @@ def dyad_predictors(alpha, weights, use, dyad_a, dyad_b, d, r, k, x, with_terms)
         a, b, s = dyad_a[dd], dyad_b[dd], rr * vary
         q_a = q_b = k_a = k_b = c_a = c_b = e_a = e_b = h_a = h_b = o = 0.0
         if u_q or u_c:
-            fab, fba = f_ab[dd, s], f_ba[dd, s]
+            e_ab, e_ba = edge_ab[dd], edge_ba[dd]
+            fab = flow[e_ab, s] if e_ab >= 0 else 0.0
+            fba = flow[e_ba, s] if e_ba >= 0 else 0.0
             if u_q:
                 q_a = fba * inv_in[a, s] * w_q
                 q_b = fab * inv_in[b, s] * w_q
@@ -266,6 +273,25 @@ def update_flows(
 
 
 @njit(cache=True)
+def tcn_bound(agreement, tcn_step, t, dyad_a, dyad_b, a_bound, b_bound, n):  # type: ignore[no-untyped-def]
+    """(n, R, Mb) bool: the state is bound by a TCN clause in force at step t (its agreement
+    is in force, the clause applies from ``tcn_step`` <= t, and its side is bound)."""
+    n_dyads, reps, mb = agreement.shape
+    width = reps * mb
+    flat = agreement.reshape(n_dyads, width)
+    since = tcn_step.reshape(n_dyads, width)
+    out = np.zeros((n, width), np.bool_)
+    for d in range(n_dyads):
+        a, b = dyad_a[d], dyad_b[d]
+        bind_a, bind_b = a_bound[d], b_bound[d]
+        for c in range(width):
+            v = flat[d, c] and since[d, c] != NO_TCN and since[d, c] <= t
+            out[a, c] |= v and bind_a
+            out[b, c] |= v and bind_b
+    return out.reshape(n, reps, mb)
+
+
+@njit(cache=True)
 def holds(agreement, dyad_a, dyad_b, n):  # type: ignore[no-untyped-def]
     """(n, R, Mb) bool: the state is party to at least one agreement in force."""
     n_dyads, reps, mb = agreement.shape
@@ -360,4 +386,53 @@ def series_counts(
                     out[0, m, g, r] = held_u[g, r, k]
                     out[1, m, g, r] = held_u[g, r, k]
                     out[2, m, g, r] = beyond_u[g, r, k]
+    return out
+
+
+@njit(cache=True)
+def csr_mean(indptr, indices, data, inverse_row_sums, x):  # type: ignore[no-untyped-def]
+    """Row-normalised ``W @ x`` for a CSR matrix W: each row's sum runs over its entries in
+    stored order (as scipy's product does), then is scaled by 1 / the row's weight sum."""
+    n, width = len(indptr) - 1, x.shape[1]
+    out = np.zeros((n, width))
+    for i in range(n):
+        for jj in range(indptr[i], indptr[i + 1]):
+            j, w = indices[jj], data[jj]
+            for c in range(width):
+                out[i, c] += w * x[j, c]
+        s = inverse_row_sums[i]
+        for c in range(width):
+            out[i, c] *= s
+    return out
+
+
+@njit(cache=True)
+def csr_neighbour_min(indptr, indices, values, held, rows, cols):  # type: ignore[no-untyped-def]
+    """For each pair (rows[q], cols[q]): the minimum of ``values[j, col]`` over the
+    out-neighbours j of the row that hold the column (``held[j, col]``); inf if none."""
+    out = np.full(len(rows), np.inf)
+    for q in range(len(rows)):
+        i, c = rows[q], cols[q]
+        best = np.inf
+        for jj in range(indptr[i], indptr[i + 1]):
+            j = indices[jj]
+            if held[j, c] and values[j, c] < best:
+                best = values[j, c]
+        out[q] = best
+    return out
+
+
+@njit(cache=True)
+def learning_weights(adopted, pressure_at_adoption, pressure):  # type: ignore[no-untyped-def]
+    """(n, R, Mu): an adopter's relative drop in pressure since adopting, clipped to [0, 1]
+    (0 for non-adopters and for adoption at zero pressure)."""
+    n, reps, mu = adopted.shape
+    out = np.zeros((n, reps, mu))
+    for i in range(n):
+        for r in range(reps):
+            now = pressure[i, r]
+            for k in range(mu):
+                before = pressure_at_adoption[i, r, k]
+                if adopted[i, r, k] and before > 0:
+                    out[i, r, k] = min(max((before - now) / before, 0.0), 1.0)
     return out

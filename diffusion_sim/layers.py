@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,9 +57,18 @@ class EdgeLayer:
     def row_sums(self) -> np.ndarray:
         return np.asarray(self.matrix.sum(axis=1)).ravel()
 
+    @cached_property
+    def _inverse_row_sums(self) -> np.ndarray:
+        return _safe_inverse(self.row_sums())
+
     def mean_over_neighbours(self, x: np.ndarray) -> np.ndarray:
-        """Row-normalised ``W @ x`` for ``x`` of shape (n, k): weighted neighbour averages."""
-        return (self.matrix @ x) * _safe_inverse(self.row_sums())[:, None]
+        """Row-normalised ``W @ x`` for ``x`` of shape (n, k): weighted neighbour averages
+        (``x`` may be boolean)."""
+        from .fused import csr_mean
+
+        m = self.matrix
+        x = np.ascontiguousarray(x)
+        return csr_mean(m.indptr, m.indices, m.data, self._inverse_row_sums, x)  # type: ignore[no-any-return]
 
     def weights(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """``W[i, j]`` for paired index arrays."""
@@ -76,22 +86,15 @@ class EdgeLayer:
         key = np.unique(a[keep].astype(np.int64) * self.n + b[keep])
         return (key // self.n).astype(np.int64), (key % self.n).astype(np.int64)
 
-    def neighbour_min(self, values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    def neighbour_min(
+        self, values: np.ndarray, held: np.ndarray, rows: np.ndarray, cols: np.ndarray
+    ) -> np.ndarray:
         """For each pair ``(rows[q], cols[q])``: the minimum of ``values[j, cols[q]]`` over the
-        out-neighbours j of ``rows[q]`` (``inf`` when it has none)."""
-        indptr, indices = self.matrix.indptr, self.matrix.indices
-        counts = indptr[rows + 1] - indptr[rows]
-        out = np.full(len(rows), np.inf)
-        has = counts > 0
-        if not has.any():
-            return out
-        r, c, k = rows[has], cols[has], counts[has]
-        starts = np.repeat(indptr[r], k)
-        offsets = np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)
-        nbr = indices[starts + offsets]
-        vals = values[nbr, np.repeat(c, k)]
-        out[has] = np.minimum.reduceat(vals, np.cumsum(k) - k)
-        return out
+        out-neighbours j of ``rows[q]`` with ``held[j, cols[q]]`` (``inf`` when none)."""
+        from .fused import csr_neighbour_min
+
+        m = self.matrix
+        return csr_neighbour_min(m.indptr, m.indices, values, held, rows, cols)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,7 @@ class MembershipLayer:
 
     def mean_over_neighbours(self, x: np.ndarray) -> np.ndarray:
         """``(G (Gᵀ x) - diag(G Gᵀ) x)`` row-normalised; never forms ``W``."""
+        x = np.asarray(x, dtype=np.float64)
         totals = self.membership @ (self.membership.T @ x)
         totals -= self._groups_per_state()[:, None] * x
         return totals * _safe_inverse(self.row_sums())[:, None]
@@ -154,9 +158,13 @@ class MembershipLayer:
         key = np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
         return key // self.n, key % self.n
 
-    def neighbour_min(self, values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    def neighbour_min(
+        self, values: np.ndarray, held: np.ndarray, rows: np.ndarray, cols: np.ndarray
+    ) -> np.ndarray:
         """As :meth:`EdgeLayer.neighbour_min`, through per-group minima (a row's own value is
-        excluded only when it is ``inf``, which holds for the non-adopters this is asked about)."""
+        excluded only when it is not held, which holds for the non-adopters this is asked
+        about)."""
+        values = np.where(held, values, np.inf)
         gt = self.membership.T.tocsr()
         group_min = np.full((gt.shape[0], values.shape[1]), np.inf)
         for g in range(gt.shape[0]):
