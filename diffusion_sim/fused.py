@@ -223,52 +223,58 @@ def update_flows(
     volume, origin, destination, flow_dyad, eff_u, adopted, eff_b, agreement, deflection
 ):  # type: ignore[no-untyped-def]
     """Flows after this step's controls, with deflection (``Kernel._update_flows`` states the
-    rule). Sums over an origin's or destination's edges run in edge order. Returns
-    (flow (E, R), inflow (n, R), outflow (n, R), deflected inflow (n, R))."""
+    rule). Edges are sorted by origin, so each origin's edges are handled together, and every
+    sum over an origin's or a destination's edges runs in edge order. Returns (flow (E, R),
+    inflow (n, R), outflow (n, R), deflected inflow (n, R))."""
     n_edges = len(volume)
     n, reps, mu = adopted.shape
     mb = len(eff_b)
-    kept = np.empty((n_edges, reps))
-    removed = np.empty((n_edges, reps))
-    kept_out = np.zeros((n, reps))
-    for e in range(n_edges):
-        j, o, dy = destination[e], origin[e], flow_dyad[e]
-        for r in range(reps):
-            kept[e, r] = 1.0
-        for k in range(mu):
-            for r in range(reps):
-                kept[e, r] *= 1.0 - eff_u[k] * (1.0 if adopted[j, r, k] else 0.0)
-        if dy >= 0:
-            for k in range(mb):
-                for r in range(reps):
-                    kept[e, r] *= 1.0 - eff_b[k] * (1.0 if agreement[dy, r, k] else 0.0)
-        for r in range(reps):
-            v = volume[e] * kept[e, r]
-            kept[e, r] = v
-            removed[e, r] = volume[e] - v
-            kept_out[o, r] += v
-    ratio = np.empty((n_edges, reps))
-    ratio_sum = np.zeros((n, reps))
-    for e in range(n_edges):
-        o = origin[e]
-        for r in range(reps):
-            den = kept_out[o, r] - kept[e, r]
-            x = removed[e, r] / den if den > 0 else 0.0
-            ratio[e, r] = x
-            ratio_sum[o, r] += x
     flow = np.empty((n_edges, reps))
     inflow = np.zeros((n, reps))
     outflow = np.zeros((n, reps))
     deflected = np.zeros((n, reps))
-    for e in range(n_edges):
-        o, j = origin[e], destination[e]
-        for r in range(reps):
-            added = deflection * kept[e, r] * (ratio_sum[o, r] - ratio[e, r])
-            f = kept[e, r] + added
-            flow[e, r] = f
-            inflow[j, r] += f
-            outflow[o, r] += f
-            deflected[j, r] += added
+    starts = np.searchsorted(origin, np.arange(n + 1))
+    width = max(1, np.max(starts[1:] - starts[:-1])) if n_edges else 1
+    kept = np.empty((width, reps))
+    ratio = np.empty((width, reps))
+    kept_out = np.empty(reps)
+    ratio_sum = np.empty(reps)
+    keep_at = np.ones((n, reps))  # what the destination's unilateral controls let through
+    for j in range(n):
+        for k in range(mu):
+            for r in range(reps):
+                keep_at[j, r] *= 1.0 - eff_u[k] * (1.0 if adopted[j, r, k] else 0.0)
+    for o in range(n):
+        first, last = starts[o], starts[o + 1]
+        kept_out[:] = 0.0
+        for e in range(first, last):
+            q, j, dy = e - first, destination[e], flow_dyad[e]
+            for r in range(reps):
+                kept[q, r] = keep_at[j, r]
+            if dy >= 0:
+                for k in range(mb):
+                    for r in range(reps):
+                        kept[q, r] *= 1.0 - eff_b[k] * (1.0 if agreement[dy, r, k] else 0.0)
+            for r in range(reps):
+                kept[q, r] = volume[e] * kept[q, r]
+                kept_out[r] += kept[q, r]
+        ratio_sum[:] = 0.0
+        for e in range(first, last):
+            q = e - first
+            for r in range(reps):
+                den = kept_out[r] - kept[q, r]
+                x = (volume[e] - kept[q, r]) / den if den > 0 else 0.0
+                ratio[q, r] = x
+                ratio_sum[r] += x
+        for e in range(first, last):
+            q, j = e - first, destination[e]
+            for r in range(reps):
+                added = deflection * kept[q, r] * (ratio_sum[r] - ratio[q, r])
+                f = kept[q, r] + added
+                flow[e, r] = f
+                inflow[j, r] += f
+                outflow[o, r] += f
+                deflected[j, r] += added
     return flow, inflow, outflow, deflected
 
 

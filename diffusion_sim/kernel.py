@@ -185,6 +185,8 @@ class Kernel:
 
         fl = w.flows
         if fl is not None:
+            if np.any(np.diff(fl.origin) < 0):
+                raise ValueError("flow edges must be sorted by origin")
             self._baseline_inflow = np.bincount(fl.destination, fl.volume, minlength=n)
             self._flow = np.repeat(fl.volume[:, None], r, axis=1)
             self._inflow = np.repeat(self._baseline_inflow[:, None], r, axis=1)

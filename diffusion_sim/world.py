@@ -86,7 +86,8 @@ class Dyads:
 
 @dataclass
 class Flows:
-    """The migration matrix as edges ``origin -> destination`` with baseline volumes."""
+    """The migration matrix as edges ``origin -> destination`` with baseline volumes, sorted
+    by origin (the matrix's row-major order; the flows update relies on it)."""
 
     origin: np.ndarray
     destination: np.ndarray
