@@ -442,3 +442,20 @@ def learning_weights(adopted, pressure_at_adoption, pressure):  # type: ignore[n
                 if adopted[i, r, k] and before > 0:
                     out[i, r, k] = min(max((before - now) / before, 0.0), 1.0)
     return out
+
+
+@njit(cache=True)
+def strongest_dependence(dependence, sponsors, adopted):  # type: ignore[no-untyped-def]
+    """(n, R, Mu): the largest ``dependence[s, i]`` over the sponsors s (``sponsors[s]`` is
+    the state) holding the mechanism; 0 if none holds it."""
+    n, reps, mu = adopted.shape
+    width = reps * mu
+    flat = adopted.reshape(n, width)
+    out = np.zeros((n, width))
+    for s in range(len(sponsors)):
+        j = sponsors[s]
+        for i in range(n):
+            dep = dependence[s, i]
+            for c in range(width):
+                out[i, c] = max(out[i, c], dep * (1.0 if flat[j, c] else 0.0))
+    return out.reshape(n, reps, mu)

@@ -534,18 +534,16 @@ class Kernel:
     def _conditionality(self, layer: Layer, adopted: np.ndarray) -> np.ndarray:
         """K_im = max over sponsors j holding m of leverage_j * (i's tie share with j)."""
         n = self.world.n
-        k = np.zeros(adopted.shape)
         if "dependence" not in self._static:
             everyone = np.arange(n)
-            deps = {}
-            for j in np.flatnonzero(self.world.sponsor):
-                dep = layer.shares(everyone, np.full(n, j)) * self.leverage[j]
-                dep[j] = 0.0
-                deps[j] = dep
-            self._static["dependence"] = deps
-        for j, dep in self._static["dependence"].items():  # type: ignore[attr-defined]
-            np.maximum(k, dep[:, None, None] * adopted[j][None, :, :], out=k)
-        return k
+            sponsors = np.flatnonzero(self.world.sponsor)
+            deps = np.zeros((len(sponsors), n))
+            for s, j in enumerate(sponsors):
+                deps[s] = layer.shares(everyone, np.full(n, j)) * self.leverage[j]
+                deps[s, j] = 0.0
+            self._static["dependence"] = (deps, sponsors.astype(np.int64))
+        deps, sponsors = self._static["dependence"]  # type: ignore[misc]
+        return cast(np.ndarray, fused.strongest_dependence(deps, sponsors, adopted))
 
     def _commit_unilateral(
         self, idx: Any, eta: np.ndarray, contrib: dict, held_at_start: np.ndarray
