@@ -4,4 +4,4 @@ An agent-based model (Mesa) of states adopting migration-control mechanisms from
 weighted networks, with a batched numpy kernel, YAML scenarios and Parquet results.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

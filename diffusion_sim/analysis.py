@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .kernel import CONTRIBUTIONS
+from .world import CONTRIBUTIONS
 
 __all__ = [
     "CHANNELS",

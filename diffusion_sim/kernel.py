@@ -27,23 +27,9 @@ from scipy.special import expit
 
 from . import fused
 from .layers import EdgeLayer, Layer
-from .world import BILATERAL_TERMS, NO_TCN, World
+from .world import ADOPT, BILATERAL_TERMS, CHANNELS, CONTRIBUTIONS, NO_TCN, REVOKE, World
 
-CONTRIBUTIONS = (
-    "intercept",
-    "emulation",
-    "learning",
-    "competition",
-    "conditionality",
-    "demand",
-    "chain",
-    "hr_gap",
-    "openness",
-    "human_rights",
-    "pressure",
-)
-CHANNELS_U = ("emulation", "learning", "competition", "conditionality")
-ADOPT, REVOKE = 0, 1
+__all__ = ["ADOPT", "CONTRIBUTIONS", "REVOKE", "Kernel", "KernelResult", "hazard"]
 _INF = np.inf
 
 
@@ -356,7 +342,8 @@ class Kernel:
             events, (self.n_replicates, self.t + 1, len(self.world.mechanisms), self.world.n)
         )
         if not (order[1:] > order[:-1]).all():
-            events = {k: v[order] for k, v in events.items()}
+            for k in list(events):  # column by column: peak memory is the table + one column
+                events[k] = events[k][order]
             self.recorder.events[:] = [dict(events)]
         return KernelResult(events, self.recorder.series_columns())
 
@@ -430,7 +417,7 @@ class Kernel:
     def _uni_weights(self, name: str) -> np.ndarray:
         if name in self._uni_weight_cache:
             return self._uni_weight_cache[name]
-        if name in CHANNELS_U:
+        if name in CHANNELS:
             w = np.array([m.channel_weight[name] for m in self.uni])
         else:
             w = np.array([m.covariate_weight[name] for m in self.uni])

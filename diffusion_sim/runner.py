@@ -38,6 +38,7 @@ DEPENDENCIES = (
     "mesa",
     "numpy",
     "scipy",
+    "numba",
     "networkx",
     "pydantic",
     "pyarrow",
@@ -485,10 +486,11 @@ def make_executor(workers: int, scheduler: str | None) -> Iterator[ExecutorInfo]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # forkserver: a clean server process imports numpy/scipy/pyarrow once (preload), and each
-    # worker is forked from it, so start-up costs about one import, not one per worker.
+    # forkserver: workers are forked from a small clean server (no threads, nothing
+    # imported), so they start in parallel and each imports only what it needs. (Preloading
+    # the heavy modules in the server saves CPU but not wall time, and its copy of them would
+    # count against the memory budget.)
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["diffusion_sim.runner", "diffusion_sim.kernel"])
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_warm_up)
     try:
         yield ExecutorInfo(pool, f"local processes x{workers}", workers)

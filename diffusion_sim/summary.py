@@ -11,12 +11,15 @@ partner's human rights at conclusion). ``tests/test_summary.py`` checks the equa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from .kernel import ADOPT, KernelResult
-from .world import World
+from .world import ADOPT, World
+
+if TYPE_CHECKING:
+    from .kernel import KernelResult
 
 # The tolerance summarise_runs uses when comparing a share with a threshold.
 _EPS = 1e-12

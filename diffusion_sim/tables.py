@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from .kernel import CONTRIBUTIONS, KernelResult
-from .world import NO_TCN, World
+from .world import CONTRIBUTIONS, NO_TCN, World
+
+if TYPE_CHECKING:
+    from .kernel import KernelResult
 
 
 def _labels(
@@ -143,7 +146,9 @@ def event_table(
             encoded=encoded,
         ),
         "state_human_rights": pa.array(ev["state_human_rights"]),
-        "partner_human_rights": pa.array(ev["partner_human_rights"], from_pandas=True),
+        "partner_human_rights": pa.array(
+            ev["partner_human_rights"], mask=np.isnan(ev["partner_human_rights"])
+        ),
         "state_openness": pa.array(ev["state_openness"]),
         "sponsor_dyad": pa.array(sponsor_dyad),
         "tcn_step": pa.array(ev["tcn_step"], mask=ev["tcn_step"] == NO_TCN),

@@ -25,6 +25,17 @@ COVARIATES = ("openness", "human_rights", "pressure")
 BILATERAL_TERMS = ("demand", "conditionality", "chain", "emulation", "hr_gap", "openness")
 ATTRIBUTES = ("human_rights", "openness", "pressure", "leverage")
 NO_TCN = -1
+#: The terms of a linear predictor recorded with each event (``c_<term>``), in table order.
+CONTRIBUTIONS = (
+    "intercept",
+    *CHANNELS,
+    "demand",
+    "chain",
+    "hr_gap",
+    *COVARIATES,
+)
+#: Event actions (the ``action`` column).
+ADOPT, REVOKE = 0, 1
 
 
 @dataclass(frozen=True)

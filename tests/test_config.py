@@ -106,7 +106,7 @@ def test_base_scenario_resolves_defaults(tmp_path: Path) -> None:
     assert isinstance(b.openness, Openness) and b.openness_value == pytest.approx(0.4)
     assert c.region == "east" and a.region == "all"
     assert s.network("trade").edges == [("A", "B", 1.0), ("B", "C", 0.5)]
-    assert s.runs.chunk == 128 and s.outputs.formats == ["png"]
+    assert s.runs.chunk == 64 and s.outputs.formats == ["png"]
     assert s.state_ids() == ["A", "B", "C"]
     assert s.channel_weight("visa", "emulation") == 1.0
     assert s.channel_weight("visa", "learning") == 0.0
