@@ -467,8 +467,8 @@ class Kernel:
         i, rep, k, draw = fused.open_units(
             self.adopted, self.world.unilateral_blocked_by_step[self.t], u, 0
         )
-        static = self._static["uni_static"]
-        eta, _ = fused.unilateral_predictors(static, *dynamic, i, rep, k, False)
+        fixed = cast(np.ndarray, self._static["uni_static"])
+        eta, _ = fused.unilateral_predictors(fixed, *dynamic, i, rep, k, False)  # type: ignore[call-arg]
         p = hazard(eta, self.world.link)
         if self._history is None:
             took_place = draw < p
@@ -480,7 +480,7 @@ class Kernel:
             return None
         idx = (i[took_place], rep[took_place], k[took_place])
         i, k = idx[0], idx[2]
-        _, weighted = fused.unilateral_predictors(static, *dynamic, *idx, True)
+        _, weighted = fused.unilateral_predictors(fixed, *dynamic, *idx, True)  # type: ignore[call-arg]
         contrib = {"c_intercept": self._alpha_u[k]}
         for t, name in enumerate(fused.UNILATERAL_DYNAMIC):
             contrib[f"c_{name}"] = weighted[:, t]

@@ -272,7 +272,11 @@ def _slices(sim: _Simulated, size: int) -> Iterator[tuple[Any, tuple[np.ndarray,
         n = int(result.series["replicate"].max()) + 1 if result.series else 1
         for lo in range(0, n, size):
             hi = min(n, lo + size)
-            keys = tuple(x[offset + lo : offset + hi] for x in (sim.run_ids, sim.points, sim.reps))
+            keys = (
+                sim.run_ids[offset + lo : offset + hi],
+                sim.points[offset + lo : offset + hi],
+                sim.reps[offset + lo : offset + hi],
+            )
             if lo == 0 and hi == n:
                 yield result, keys
                 continue

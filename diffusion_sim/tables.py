@@ -113,6 +113,7 @@ def event_table(
     run_ids: np.ndarray,
     points: np.ndarray,
     replicates: np.ndarray,
+    *,
     encoded: bool = False,
 ) -> pa.Table:
     """events.parquet rows of one kernel batch, in the kernel's (run, step, mechanism, state,
@@ -167,6 +168,7 @@ def series_table(
     run_ids: np.ndarray,
     points: np.ndarray,
     replicates: np.ndarray,
+    *,
     encoded: bool = False,
 ) -> pa.Table:
     """series.parquet rows of one kernel batch, in the kernel's (run, step, mechanism,
