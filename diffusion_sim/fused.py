@@ -10,7 +10,9 @@ so the kernel and the reference agree event for event. Hazards are left to ``ker
 
 Arrays are unpacked into locals before the loops: numba reference-counts an array each time
 it is taken out of a tuple or passed to a function, which inside a loop costs more than the
-arithmetic.
+arithmetic. Where a loop has no condition in its body, its innermost axis is the flattened
+(replicate, mechanism) axis, so it vectorises. The loops are compiled on first use (about 10 s,
+once) and cached in ``__pycache__``.
 
 Conventions: a unilateral term is a C-contiguous ``(n or 1, R or 1, Mu or 1)`` array read at
 ``[i * si, r * sr, k * sk]``, the multipliers ``(si, sr, sk)`` being 0 on a broadcast axis, so
