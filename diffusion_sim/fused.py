@@ -4,19 +4,23 @@ dozen passes over (states or dyads) x replicates x mechanisms arrays.
 A step first lists the units at risk (``open_units``, ``open_dyads``: their indices in C
 order and their uniforms), then evaluates the linear predictor of those units only
 (``unilateral_predictors``, ``dyad_predictors``); the same loops, run on the units that adopt,
-give the weighted terms recorded with each event. Every loop performs exactly the arithmetic
-of the rule it implements, in the same order as the per-agent reference (``reference.py``),
-so the kernel and the reference agree event for event. Hazards are left to ``kernel.hazard``.
+give the weighted terms recorded with each event. Every loop performs the arithmetic of the
+numpy passes it replaced in the same order, so results are bit for bit those of the numpy
+kernel of version 0.1; like that kernel, it agrees with the per-agent reference
+(``reference.py``) event for event, while ``eta`` may differ from the reference's in the last
+bits (the reference sums and divides in its own order). Hazards are left to ``kernel.hazard``.
 
 Arrays are unpacked into locals before the loops: numba reference-counts an array each time
 it is taken out of a tuple or passed to a function, which inside a loop costs more than the
 arithmetic. Where a loop has no condition in its body, its innermost axis is the flattened
 (replicate, mechanism) axis, so it vectorises. The loops are compiled on first use (about 10 s,
-once) and cached in ``__pycache__``.
+once) and cached (in ``__pycache__``, or numba's user cache when the package is read-only).
+They release the GIL, so threaded executors (Dask workers with several threads) run them in
+parallel.
 
 Conventions: a unilateral term is a C-contiguous ``(n or 1, R or 1, Mu or 1)`` array read at
 ``[i * si, r * sr, k * sk]``, the multipliers ``(si, sr, sk)`` being 0 on a broadcast axis, so
-one compiled signature serves every scenario. Uniforms are the ``(draws, R)`` block of
+one compiled signature of each loop serves every scenario. Uniforms are the ``(draws, R)`` block of
 ``Kernel._uniforms``, read from an offset.
 """
 
@@ -33,7 +37,7 @@ from .world import NO_TCN
 UNILATERAL_DYNAMIC = ("emulation", "learning", "competition", "conditionality", "pressure")
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def open_units(adopted, blocked, u, offset):  # type: ignore[no-untyped-def]
     """(i, r, k, uniform) of the (state, replicate, mechanism) units at risk: not adopted,
     not blocked; in C order."""
@@ -55,7 +59,7 @@ def open_units(adopted, blocked, u, offset):  # type: ignore[no-untyped-def]
     return i_out[:m], r_out[:m], k_out[:m], draw[:m]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def unilateral_predictors(static, terms, strides, weights, use, i, r, k, with_terms):  # type: ignore[no-untyped-def]
     """eta = static[i, k] + the used dynamic terms (``UNILATERAL_DYNAMIC`` order) times their
     weights[t, k], for the listed units; with ``with_terms`` also the weighted terms
@@ -115,7 +119,7 @@ class DyadInputs(NamedTuple):
     openness: np.ndarray
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def open_dyads(candidate, blocked, agreement, u, offset):  # type: ignore[no-untyped-def]
     """(d, r, k, uniform) of the (dyad, replicate, mechanism) units at risk: tied on the
     candidate layer now, not blocked, no agreement in force; in C order."""
@@ -139,7 +143,7 @@ def open_dyads(candidate, blocked, agreement, u, offset):  # type: ignore[no-unt
     return d_out[:m], r_out[:m], k_out[:m], draw[:m]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def dyad_predictors(alpha, weights, use, dyad_a, dyad_b, d, r, k, x, with_terms):  # type: ignore[no-untyped-def]
     """Both orientations' linear predictors of the listed dyad units (x: ``DyadInputs``).
 
@@ -220,7 +224,7 @@ def dyad_predictors(alpha, weights, use, dyad_a, dyad_b, d, r, k, x, with_terms)
     return eta, a_requests, out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def update_flows(
     volume, origin, destination, flow_dyad, eff_u, adopted, eff_b, agreement, deflection
 ):  # type: ignore[no-untyped-def]
@@ -280,7 +284,7 @@ def update_flows(
     return flow, inflow, outflow, deflected
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def tcn_bound(agreement, tcn_step, t, dyad_a, dyad_b, a_bound, b_bound, n):  # type: ignore[no-untyped-def]
     """(n, R, Mb) bool: the state is bound by a TCN clause in force at step t (its agreement
     is in force, the clause applies from ``tcn_step`` <= t, and its side is bound)."""
@@ -299,7 +303,7 @@ def tcn_bound(agreement, tcn_step, t, dyad_a, dyad_b, a_bound, b_bound, n):  # t
     return out.reshape(n, reps, mb)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def holds(agreement, dyad_a, dyad_b, n):  # type: ignore[no-untyped-def]
     """(n, R, Mb) bool: the state is party to at least one agreement in force."""
     n_dyads, reps, mb = agreement.shape
@@ -315,7 +319,7 @@ def holds(agreement, dyad_a, dyad_b, n):  # type: ignore[no-untyped-def]
     return out.reshape(n, reps, mb)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _region_counts(held, region_of, n_regions, counted):  # type: ignore[no-untyped-def]
     """(1 + regions, width) int32: how many counted states hold each column (row 0: all)."""
     n, width = held.shape
@@ -331,7 +335,7 @@ def _region_counts(held, region_of, n_regions, counted):  # type: ignore[no-unty
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dyad_region_counts(flat, dyad_a, dyad_b, region_of, n_regions, counted):  # type: ignore[no-untyped-def]
     """(1 + regions, width) int32: how many counted dyads have each column set, in the
     region of each party (once when both parties are in one region; row 0: all)."""
@@ -351,7 +355,7 @@ def _dyad_region_counts(flat, dyad_a, dyad_b, region_of, n_regions, counted):  #
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def series_counts(
     adopted, agreement, region_of, n_regions, dyad_a, dyad_b, sponsor, bilateral, local
 ):  # type: ignore[no-untyped-def]
@@ -397,7 +401,7 @@ def series_counts(
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def csr_mean(indptr, indices, data, inverse_row_sums, x):  # type: ignore[no-untyped-def]
     """Row-normalised ``W @ x`` for a CSR matrix W: each row's sum runs over its entries in
     stored order (as scipy's product does), then is scaled by 1 / the row's weight sum."""
@@ -414,7 +418,7 @@ def csr_mean(indptr, indices, data, inverse_row_sums, x):  # type: ignore[no-unt
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def csr_neighbour_min(indptr, indices, values, held, rows, cols):  # type: ignore[no-untyped-def]
     """For each pair (rows[q], cols[q]): the minimum of ``values[j, col]`` over the
     out-neighbours j of the row that hold the column (``held[j, col]``); inf if none."""
@@ -430,7 +434,7 @@ def csr_neighbour_min(indptr, indices, values, held, rows, cols):  # type: ignor
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def learning_weights(adopted, pressure_at_adoption, pressure):  # type: ignore[no-untyped-def]
     """(n, R, Mu): an adopter's relative drop in pressure since adopting, clipped to [0, 1]
     (0 for non-adopters and for adoption at zero pressure)."""
@@ -446,7 +450,7 @@ def learning_weights(adopted, pressure_at_adoption, pressure):  # type: ignore[n
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def strongest_dependence(dependence, sponsors, adopted):  # type: ignore[no-untyped-def]
     """(n, R, Mu): the largest ``dependence[s, i]`` over the sponsors s (``sponsors[s]`` is
     the state) holding the mechanism; 0 if none holds it."""

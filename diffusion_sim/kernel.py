@@ -1,10 +1,10 @@
-"""The vectorised step: every rule of DESIGN.md section 1 on arrays batched over replicates.
+"""The step: every rule of DESIGN.md section 1 on arrays batched over replicates.
 
 State arrays have the shape ``(states, replicates, mechanisms)`` (dyads instead of states for
-agreements), so one sparse product per channel layer gives every neighbour share for all
-replicates and mechanisms at once. The update is synchronous: every exposure is computed from
-the state at the start of the step, then all adoptions are drawn at once, so results do not
-depend on any agent order.
+agreements). The hot loops over them are compiled (``fused.py``); this module keeps the state,
+the scheduled events, the bookkeeping of events and series, and the order of the step. The
+update is synchronous: every exposure is computed from the state at the start of the step,
+then all adoptions are drawn at once, so results do not depend on any agent order.
 
 Randomness: replicate ``k`` draws only from its own generator, a fixed number of uniforms per
 step, so replicate ``k`` run alone reproduces exactly what it does inside any batch.
@@ -29,7 +29,16 @@ from . import fused
 from .layers import EdgeLayer, Layer
 from .world import ADOPT, BILATERAL_TERMS, CHANNELS, CONTRIBUTIONS, NO_TCN, REVOKE, World
 
-__all__ = ["ADOPT", "CONTRIBUTIONS", "REVOKE", "Kernel", "KernelResult", "hazard"]
+__all__ = [
+    "ADOPT",
+    "CONTRIBUTIONS",
+    "REVOKE",
+    "History",
+    "Kernel",
+    "KernelResult",
+    "ZeroProbabilityError",
+    "hazard",
+]
 _INF = np.inf
 
 
@@ -155,6 +164,16 @@ class Kernel:
         self._alpha_b = np.array([m.intercept for m in self.bil])
         self._revoke_u = np.array([m.revocation_rate for m in self.uni])
         self._revoke_b = np.array([m.revocation_rate for m in self.bil])
+        self._uni_ids = np.array([m.index for m in self.uni], dtype=np.int64)
+        self._bil_ids = np.array([m.index for m in self.bil], dtype=np.int64)
+        # each mechanism of the world: bilateral?, and its index among its kind
+        self._series_kind = np.array([m.bilateral for m in w.mechanisms], dtype=bool)
+        self._series_local = np.array(
+            [(self._bil_index if m.bilateral else self._uni_index)[m.index] for m in w.mechanisms],
+            dtype=np.int64,
+        )
+        self._effectiveness_u = np.array([m.effectiveness for m in self.uni], dtype=np.float64)
+        self._effectiveness_b = np.array([m.effectiveness for m in self.bil], dtype=np.float64)
         self._any_revocable = bool((self._revoke_u > 0).any() or (self._revoke_b > 0).any())
         n_blocks = 2 if self._any_revocable else 1
         self._draws = n_blocks * (n * mu + d * mb)
@@ -185,9 +204,9 @@ class Kernel:
             from_a = fl.origin[edges] == dy.a[fl.dyad[edges]]
             self._edge_ab[fl.dyad[edges[from_a]]] = edges[from_a]
             self._edge_ba[fl.dyad[edges[~from_a]]] = edges[~from_a]
+            volume_or_none = np.append(fl.volume, 0.0)  # index -1: no edge
             self.return_flow: np.ndarray | None = (
-                _rows(fl.volume[:, None], self._edge_ab)[:, 0]
-                + _rows(fl.volume[:, None], self._edge_ba)[:, 0]
+                volume_or_none[self._edge_ab] + volume_or_none[self._edge_ba]
             )
         else:
             self.return_flow = None  # from the current candidate layer, see _return_flow
@@ -269,19 +288,21 @@ class Kernel:
             if self._history is None
             else np.zeros((self._draws, self.n_replicates), dtype=np.float32)
         )
-        rev_uni = rev_bil = None
+        revocations = None
         if self._any_revocable and self._history is None:
             r = self.n_replicates
             n, mu, d, mb = self.world.n, len(self.uni), len(self.world.dyads), len(self.bil)
             off = n * mu + d * mb
-            rev_uni = u[off : off + n * mu].reshape(n, mu, r).transpose(0, 2, 1)
-            rev_bil = u[off + n * mu :].reshape(d, mb, r).transpose(0, 2, 1)
+            revocations = (
+                u[off : off + n * mu].reshape(n, mu, r).transpose(0, 2, 1),
+                u[off + n * mu :].reshape(d, mb, r).transpose(0, 2, 1),
+            )
         # Every hazard is computed from the state at the start of the step (synchronous update).
         new_uni = self._unilateral_step(u) if self.uni else None
         new_bil = self._bilateral_step(u) if self.bil and len(self.world.dyads) else None
         held_at_start = self.adopted.copy()
-        if rev_uni is not None:
-            self._revocations(rev_uni, rev_bil)
+        if revocations is not None:
+            self._revocations(*revocations)
         if new_uni is not None:
             self._commit_unilateral(*new_uni, held_at_start)
         if new_bil is not None:
@@ -562,13 +583,13 @@ class Kernel:
         self.adopted[idx] = True
         self.pressure_at_adoption[idx] = self.pressure[i, rep]
         self.generation_u[idx] = depth
-        mech = np.array([m.index for m in self.uni])[k]
+        mech = self._uni_ids[k]
         self._record_events(replicate=rep, mechanism=mech, state=i, depth=depth, eta=eta, **contrib)
 
     # -- 2-4. bilateral mechanisms (agreements) ------------------------------------------------
 
     def _bilateral_inputs(self) -> fused.DyadInputs:
-        """The arrays the compiled dyad loop reads its terms from (``fused._bilateral_terms``
+        """The arrays the compiled dyad loop reads its terms from (``fused.dyad_predictors``
         states the rules): demand Q, conditionality K, chain R, emulation E, human-rights gap
         and openness, for both orientations. Unused terms get small zero placeholders."""
         w, t = self.world, self.t
@@ -715,7 +736,7 @@ class Kernel:
     def _commit_bilateral(self, idx, eta, a_requests, contrib) -> None:
         dyad, rep, k = idx
         dy = self.world.dyads
-        mech = np.array([m.index for m in self.bil])[k]
+        mech = self._bil_ids[k]
         delay = np.array([m.tcn_delay for m in self.bil])[k]
         tcn = np.where(delay == NO_TCN, NO_TCN, self.t + delay)
         depth = self._conclude(dyad, rep, k, tcn)
@@ -733,13 +754,13 @@ class Kernel:
             **contrib,
         )
 
-    def _revocations(self, rev_uni: np.ndarray, rev_bil: np.ndarray | None) -> None:
+    def _revocations(self, rev_uni: np.ndarray, rev_bil: np.ndarray) -> None:
         """Revocable adoptions end with probability ``revocation_rate`` per step."""
         gone = self.adopted & (rev_uni < self._revoke_u)
         i, rep, k = np.nonzero(gone)
         if len(i):
             self.adopted[i, rep, k] = False
-            mech = np.array([m.index for m in self.uni])[k]
+            mech = self._uni_ids[k]
             self._record_events(
                 replicate=rep,
                 mechanism=mech,
@@ -747,7 +768,7 @@ class Kernel:
                 action=np.full(len(i), REVOKE),
                 depth=self.generation_u[i, rep, k],
             )
-        if rev_bil is None or not len(self.bil):
+        if not len(self.bil):
             return
         gone_b = self.agreement & (rev_bil < self._revoke_b)
         dyad, rep, k = np.nonzero(gone_b)
@@ -755,7 +776,7 @@ class Kernel:
             dy = self.world.dyads
             self.agreement[dyad, rep, k] = False
             self.tcn_step[dyad, rep, k] = NO_TCN
-            mech = np.array([m.index for m in self.bil])[k]
+            mech = self._bil_ids[k]
             self._record_events(
                 replicate=rep,
                 mechanism=mech,
@@ -784,9 +805,9 @@ class Kernel:
             fl.origin,
             fl.destination,
             fl.dyad,
-            np.array([m.effectiveness for m in self.uni], dtype=np.float64),
+            self._effectiveness_u,
             self.adopted,
-            np.array([m.effectiveness for m in self.bil], dtype=np.float64),
+            self._effectiveness_b,
             self.agreement,
             float(fl.deflection),
         )
@@ -807,13 +828,8 @@ class Kernel:
             w.dyads.a,
             w.dyads.b,
             w.sponsor,
-            np.array([m.bilateral for m in w.mechanisms]),
-            np.array(
-                [
-                    (self._bil_index if m.bilateral else self._uni_index)[m.index]
-                    for m in w.mechanisms
-                ]
-            ),
+            self._series_kind,
+            self._series_local,
         )
         mean_p = (self._region_sum @ self.pressure) / np.maximum(self._region_size, 1)[:, None]
         # Summed per replicate by a sparse product, as the regions are: the same sum order
@@ -869,14 +885,6 @@ def _event_order(events: dict[str, np.ndarray], sizes: tuple[int, int, int, int]
         key = key * size + events[column]
     key = key * (n + 1) + (events["partner"] + 1)
     return np.argsort(key, kind="stable")
-
-
-def _rows(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """x[rows], with zeros where rows < 0."""
-    out = np.zeros((len(rows), *x.shape[1:]))
-    has = rows >= 0
-    out[has] = x[rows[has]]
-    return out
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -61,14 +61,20 @@ class EdgeLayer:
     def _inverse_row_sums(self) -> np.ndarray:
         return _safe_inverse(self.row_sums())
 
+    @cached_property
+    def _csr_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        """indptr and indices as int64 (scipy picks int32 or int64; one compiled loop)."""
+        m = self.matrix
+        return m.indptr.astype(np.int64), m.indices.astype(np.int64)
+
     def mean_over_neighbours(self, x: np.ndarray) -> np.ndarray:
         """Row-normalised ``W @ x`` for ``x`` of shape (n, k): weighted neighbour averages
         (``x`` may be boolean)."""
         from .fused import csr_mean
 
-        m = self.matrix
+        indptr, indices = self._csr_indices
         x = np.ascontiguousarray(x)
-        return csr_mean(m.indptr, m.indices, m.data, self._inverse_row_sums, x)  # type: ignore[no-any-return]
+        return csr_mean(indptr, indices, self.matrix.data, self._inverse_row_sums, x)  # type: ignore[no-any-return]
 
     def weights(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """``W[i, j]`` for paired index arrays."""
@@ -76,7 +82,7 @@ class EdgeLayer:
 
     def shares(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """``W[i, j] / sum_k W[i, k]``: j's share of i's ties."""
-        return self.weights(i, j) * _safe_inverse(self.row_sums())[i]
+        return self.weights(i, j) * self._inverse_row_sums[i]
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """Unordered tied pairs ``(a, b)`` with ``a < b``, a tie in either direction."""
@@ -93,8 +99,8 @@ class EdgeLayer:
         out-neighbours j of ``rows[q]`` with ``held[j, cols[q]]`` (``inf`` when none)."""
         from .fused import csr_neighbour_min
 
-        m = self.matrix
-        return csr_neighbour_min(m.indptr, m.indices, values, held, rows, cols)  # type: ignore[no-any-return]
+        indptr, indices = self._csr_indices
+        return csr_neighbour_min(indptr, indices, values, held, rows, cols)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

@@ -495,6 +495,7 @@ def make_executor(workers: int, scheduler: str | None) -> Iterator[ExecutorInfo]
     # the heavy modules in the server saves CPU but not wall time, and its copy of them would
     # count against the memory budget.)
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([])  # not even the default ["__main__"]
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_warm_up)
     try:
         yield ExecutorInfo(pool, f"local processes x{workers}", workers)
