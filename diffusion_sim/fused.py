@@ -1,14 +1,15 @@
 """Compiled (numba) loops of the kernel's step: each does in one pass what would take numpy a
 dozen passes over (states or dyads) x replicates x mechanisms arrays.
 
-A step first lists the units at risk (``open_units``, ``open_dyads``: their indices in C
-order and their uniforms), then evaluates the linear predictor of those units only
-(``unilateral_predictors``, ``dyad_predictors``); the same loops, run on the units that adopt,
-give the weighted terms recorded with each event. Every loop performs the arithmetic of the
-numpy passes it replaced in the same order, so results are bit for bit those of the numpy
-kernel of version 0.1; like that kernel, it agrees with the per-agent reference
-(``reference.py``) event for event, while ``eta`` may differ from the reference's in the last
-bits (the reference sums and divides in its own order). Hazards are left to ``kernel.hazard``.
+A step first lists the units at risk (``open_units``, for state-mechanisms and for
+dyad-mechanisms: their indices in C order and their uniforms), then evaluates the linear
+predictor of those units only (``unilateral_predictors``, ``dyad_predictors``); the same
+loops, run on the units that adopt, give the weighted terms recorded with each event. Every
+loop performs the arithmetic of the numpy passes it replaced in the same order, so results
+are bit for bit those of the numpy kernel of version 0.1; like that kernel, it agrees with
+the per-agent reference (``reference.py``) event for event, while ``eta`` may differ from the
+reference's in the last bits (the reference sums and divides in its own order). Hazards are
+left to ``kernel.hazard``.
 
 Arrays are unpacked into locals before the loops: numba reference-counts an array each time
 it is taken out of a tuple or passed to a function, which inside a loop costs more than the
@@ -38,25 +39,29 @@ UNILATERAL_DYNAMIC = ("emulation", "learning", "competition", "conditionality", 
 
 
 @njit(cache=True, nogil=True)
-def open_units(adopted, blocked, u, offset):  # type: ignore[no-untyped-def]
-    """(i, r, k, uniform) of the (state, replicate, mechanism) units at risk: not adopted,
-    not blocked; in C order."""
-    n, reps, mu = adopted.shape
-    size = n * reps * mu
-    i_out = np.empty(size, np.int64)
+def open_units(held, blocked, eligible, u, offset):  # type: ignore[no-untyped-def]
+    """(row, r, k, uniform) of the units at risk of a (rows, R, M) holding array, in C order:
+    the row is eligible (a dyad tied on the candidate layer now; every state), the (row,
+    mechanism) is not blocked, and the unit does not hold the mechanism. Unit (row, r, k)
+    reads uniform ``u[offset + row * M + k, r]``."""
+    rows, reps, mechs = held.shape
+    size = rows * reps * mechs
+    row_out = np.empty(size, np.int64)
     r_out = np.empty(size, np.int64)
     k_out = np.empty(size, np.int64)
     draw = np.empty(size, np.float32)
     m = 0
-    for i in range(n):
+    for row in range(rows):
+        if not eligible[row]:
+            continue
         for r in range(reps):
-            for k in range(mu):
-                if adopted[i, r, k] or blocked[i, k]:
+            for k in range(mechs):
+                if held[row, r, k] or blocked[row, k]:
                     continue
-                i_out[m], r_out[m], k_out[m] = i, r, k
-                draw[m] = u[offset + i * mu + k, r]
+                row_out[m], r_out[m], k_out[m] = row, r, k
+                draw[m] = u[offset + row * mechs + k, r]
                 m += 1
-    return i_out[:m], r_out[:m], k_out[:m], draw[:m]
+    return row_out[:m], r_out[:m], k_out[:m], draw[:m]
 
 
 @njit(cache=True, nogil=True)
@@ -117,30 +122,6 @@ class DyadInputs(NamedTuple):
     hr_a: np.ndarray
     hr_b: np.ndarray
     openness: np.ndarray
-
-
-@njit(cache=True, nogil=True)
-def open_dyads(candidate, blocked, agreement, u, offset):  # type: ignore[no-untyped-def]
-    """(d, r, k, uniform) of the (dyad, replicate, mechanism) units at risk: tied on the
-    candidate layer now, not blocked, no agreement in force; in C order."""
-    n_dyads, reps, mb = agreement.shape
-    size = n_dyads * reps * mb
-    d_out = np.empty(size, np.int64)
-    r_out = np.empty(size, np.int64)
-    k_out = np.empty(size, np.int64)
-    draw = np.empty(size, np.float32)
-    m = 0
-    for d in range(n_dyads):
-        if not candidate[d]:
-            continue
-        for r in range(reps):
-            for k in range(mb):
-                if blocked[d, k] or agreement[d, r, k]:
-                    continue
-                d_out[m], r_out[m], k_out[m] = d, r, k
-                draw[m] = u[offset + d * mb + k, r]
-                m += 1
-    return d_out[:m], r_out[:m], k_out[:m], draw[:m]
 
 
 @njit(cache=True, nogil=True)

@@ -166,6 +166,7 @@ class Kernel:
         self._revoke_b = np.array([m.revocation_rate for m in self.bil])
         self._uni_ids = np.array([m.index for m in self.uni], dtype=np.int64)
         self._bil_ids = np.array([m.index for m in self.bil], dtype=np.int64)
+        self._every_state = np.ones(n, dtype=bool)
         # each mechanism of the world: bilateral?, and its index among its kind
         self._series_kind = np.array([m.bilateral for m in w.mechanisms], dtype=bool)
         self._series_local = np.array(
@@ -486,7 +487,7 @@ class Kernel:
             self._static["uni_static"] = static
         dynamic = self._fused_unilateral(terms)
         i, rep, k, draw = fused.open_units(
-            self.adopted, self.world.unilateral_blocked_by_step[self.t], u, 0
+            self.adopted, self.world.unilateral_blocked_by_step[self.t], self._every_state, u, 0
         )
         fixed = cast(np.ndarray, self._static["uni_static"])
         eta, _ = fused.unilateral_predictors(fixed, *dynamic, i, rep, k, False)  # type: ignore[call-arg]
@@ -682,8 +683,8 @@ class Kernel:
         dy = w.dyads
         inputs = self._bilateral_inputs()
         weights, used = self._bilateral_weights()
-        d_, rep, k, draw = fused.open_dyads(
-            dy.candidate_by_step[t], dy.blocked_by_step[t], self.agreement, u, w.n * len(self.uni)
+        d_, rep, k, draw = fused.open_units(
+            self.agreement, dy.blocked_by_step[t], dy.candidate_by_step[t], u, w.n * len(self.uni)
         )
         eta, a_requests, _ = fused.dyad_predictors(
             self._alpha_b, weights, used, dy.a, dy.b, d_, rep, k, inputs, False
