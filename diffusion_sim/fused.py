@@ -14,7 +14,7 @@ left to ``kernel.hazard``.
 Arrays are unpacked into locals before the loops: numba reference-counts an array each time
 it is taken out of a tuple or passed to a function, which inside a loop costs more than the
 arithmetic. Where a loop has no condition in its body, its innermost axis is the flattened
-(replicate, mechanism) axis, so it vectorises. The loops are compiled on first use (about 10 s,
+(replicate, mechanism) axis, so it vectorises. The loops are compiled on first use (5-10 s,
 once) and cached (in ``__pycache__``, or numba's user cache when the package is read-only).
 They release the GIL, so threaded executors (Dask workers with several threads) run them in
 parallel.
