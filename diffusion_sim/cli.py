@@ -28,7 +28,10 @@ SetOption = Annotated[
 OutOption = Annotated[Path, typer.Option("--out", help="Root folder for results.")]
 WorkersOption = Annotated[
     int | None,
-    typer.Option(help="Local worker processes (default: the number of cores; 1 = in process)."),
+    typer.Option(
+        help="Local worker processes; 1 = in this process. Default: one per core, or this "
+        "process for a batch too small to repay starting workers (about a second of work)."
+    ),
 ]
 SchedulerOption = Annotated[
     str | None, typer.Option(help="Address of a Dask scheduler (tcp://HOST:PORT).")
@@ -124,6 +127,7 @@ def _execute(
         Batch,
         BatchError,
         Point,
+        default_workers,
         execute,
         finish_manifest,
         make_executor,
@@ -150,8 +154,9 @@ def _execute(
         base.name, base.runs.seed, base.runs.replicates, plan_points, base.runs.chunk, sweep_params
     )
     store = BatchStore.for_batch(out, base.name, batch.batch_id)
+    world = build_world(base, world_seed(base.runs.seed))
     if workers is None:
-        workers = max(1, min(os.cpu_count() or 1, len(batch.chunks)))
+        workers = default_workers(batch, world, os.cpu_count() or 1)
     if workers < 1 and not scheduler:
         _fail(f"error: --workers must be at least 1 (got {workers})")
     previous = None if force else store.manifest()
@@ -170,7 +175,6 @@ def _execute(
                     f"Resuming {store.path}: {len(already)} of {len(batch.chunks)} chunks done"
                 )
             store.remove_stray_temporaries()
-            world = build_world(base, world_seed(base.runs.seed))
             store.write_text("scenario.yaml", dump_scenario(base))
             store.write_json("world.json", world_document(world, base, sweep_params))
             manifest = start_manifest(batch, base, overrides, ex.description, previous)
@@ -448,7 +452,9 @@ def calibrate(
     abc_replicates: Annotated[int, typer.Option(help="abc: replicates per draw.")] = 10,
     accept: Annotated[float, typer.Option(help="abc: accepted share of the runs.")] = 0.05,
     replicates: Annotated[int, typer.Option(help="Runs simulated for the figure.")] = 200,
-    workers: WorkersOption = None,
+    workers: Annotated[
+        int | None, typer.Option(help="abc: local worker processes (default: this process).")
+    ] = None,
     scheduler: SchedulerOption = None,
     set_: SetOption = None,
 ) -> None:

@@ -466,6 +466,34 @@ class InlineExecutor(Executor):
         return future
 
 
+#: Local worker processes pay off only for batches with more simulation than this (seconds of
+#: one core): each worker first spends about 1 s of CPU on imports, pandas (through pyarrow)
+#: and loading the compiled loops. ``--workers 2`` overtook one process at 1.4-1.6 s of
+#: serial work on the development machine (``benchmarks/bench_workers.py``).
+SERIAL_SECONDS_FOR_WORKERS = 1.5
+#: A run's cost on the development machine: a fixed part, and one per state and per unit that
+#: can adopt (state-mechanism or dyad-mechanism) and step. On the shipped scenarios a run cost
+#: 0.29 ms in the smallest world and 24-58 ns per state or unit and step beyond it; the larger
+#: value is taken, so the estimate errs high.
+_RUN_SECONDS, _ELEMENT_STEP_SECONDS = 3e-4, 6e-8
+
+
+def estimated_serial_seconds(world: Any, runs: int) -> float:
+    """An estimate, erring high, of the batch's simulation time on one core of the development
+    machine: per run, a fixed cost plus one per state and per unit that can adopt, per step."""
+    units = world.n * len(world.unilateral) + len(world.dyads) * len(world.bilateral)
+    per_run = _RUN_SECONDS + _ELEMENT_STEP_SECONDS * world.steps * (world.n + units)
+    return runs * per_run
+
+
+def default_workers(batch: Batch, world: Any, cores: int) -> int:
+    """``--workers`` when not given: this process for a batch too small to repay starting
+    worker processes, else one worker per core (no more than there are chunks)."""
+    if estimated_serial_seconds(world, batch.n_runs) < SERIAL_SECONDS_FOR_WORKERS:
+        return 1
+    return max(1, min(cores, len(batch.chunks)))
+
+
 @dataclass
 class ExecutorInfo:
     """What the batch loop needs to know about an executor."""

@@ -334,6 +334,7 @@ def run_design(
     from .runner import (
         Batch,
         Point,
+        default_workers,
         execute,
         finish_manifest,
         make_executor,
@@ -367,14 +368,14 @@ def run_design(
         if describe:
             describe(f"Already complete: {store.path}")
         return store, previous
+    world = build_world(scenario, world_seed(scenario.runs.seed))
     if workers is None:
-        workers = max(1, min(os.cpu_count() or 1, len(batch.chunks)))
+        workers = default_workers(batch, world, os.cpu_count() or 1)
     with make_executor(workers, scheduler) as ex:
         if force:
             store.clear()
         store.check_writable()
         store.remove_stray_temporaries()
-        world = build_world(scenario, world_seed(scenario.runs.seed))
         store.write_text("scenario.yaml", dump_scenario(scenario))
         store.write_json("world.json", world_document(world, scenario, list(design.paths)))
         manifest = start_manifest(batch, scenario, list(overrides), ex.description, previous)

@@ -138,6 +138,16 @@ def test_manifest_records_versions_hashes_seeds_times_and_counts(tmp_path):
     assert (runs["status"] == "ok").all()
 
 
+def test_small_batch_runs_in_this_process_by_default(tmp_path):
+    """Without --workers, a batch of a few cheap chunks does not start worker processes."""
+    r = cli(
+        "run", MINIMAL, "--replicates", 6, "--set", "runs.chunk=2", "--out", tmp_path, "--no-plots"
+    )
+    assert r.exit_code == 0, r.output
+    m = json.loads((batch_folder(tmp_path) / "manifest.json").read_text())
+    assert (m["chunks"], m["sessions"][0]["executor"]) == (3, "this process")
+
+
 def test_failed_run_is_recorded_and_batch_goes_on(tmp_path, monkeypatch):
     """A run raising inside the model: status failed with the error, others complete, exit 1
     with the number of failed runs; the other runs equal those of a clean batch."""

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from batchutil import MINIMAL
+from batchutil import MINIMAL, SYNTHETIC
 
 from diffusion_sim import kernel
 from diffusion_sim.loader import load_scenario, scenario_hash
@@ -16,11 +16,15 @@ from diffusion_sim.runner import (
     InlineExecutor,
     Point,
     chunk_tables,
+    default_workers,
+    estimated_serial_seconds,
     execute,
     param_types,
     run_chunk,
 )
+from diffusion_sim.seeds import world_seed
 from diffusion_sim.store import BatchStore
+from diffusion_sim.world import build_world
 
 
 def _batch(replicates=10, chunk=4, seed=5, points=({},)):
@@ -190,3 +194,36 @@ def test_event_order_key_equals_a_lexsort_of_the_five_keys():
     assert np.array_equal(kernel._event_order(events, sizes), expected)
     huge = (2**20, 2**20, 2**4, 2**10)  # too many combinations for one int64 key
     assert np.array_equal(kernel._event_order(events, huge), expected)
+
+
+@pytest.mark.parametrize(
+    ("path", "replicates", "chunk", "cores", "expected"),
+    [
+        (MINIMAL, 20, 4, 8, 1),  # five chunks, a fraction of a second of work: this process
+        (SYNTHETIC, 20, 4, 8, 1),
+        (MINIMAL, 200_000, 64, 2, 2),  # many cheap runs: one worker per core
+        (SYNTHETIC, 2000, 64, 2, 2),
+        (SYNTHETIC, 2000, 64, 64, 32),  # no more workers than chunks (2000 / 64)
+        (SYNTHETIC, 64, 64, 8, 1),  # one chunk cannot be shared
+    ],
+)
+def test_default_workers_start_processes_only_for_batches_worth_it(
+    path, replicates, chunk, cores, expected
+):
+    """Without --workers a batch runs in this process unless its estimated work repays
+    starting worker processes; then one worker per core, no more than there are chunks."""
+    scenario = load_scenario(path, [f"runs.replicates={replicates}"])
+    point = Point(0, {}, scenario, scenario_hash(scenario))
+    batch = Batch(scenario.name, 1, replicates, [point], chunk, [])
+    world = build_world(scenario, world_seed(1))
+    assert default_workers(batch, world, cores) == expected
+
+
+def test_estimated_work_grows_with_runs_steps_and_world_size():
+    """The estimate is linear in runs and larger for longer runs and bigger worlds."""
+    small = build_world(load_scenario(MINIMAL), world_seed(1))
+    longer = build_world(load_scenario(MINIMAL, ["time.steps=200"]), world_seed(1))
+    big = build_world(load_scenario(SYNTHETIC), world_seed(1))
+    one = estimated_serial_seconds(small, 1)
+    assert estimated_serial_seconds(small, 10) == pytest.approx(10 * one)
+    assert one < estimated_serial_seconds(longer, 1) < estimated_serial_seconds(big, 1)
