@@ -30,7 +30,7 @@ WorkersOption = Annotated[
     int | None,
     typer.Option(
         help="Local worker processes; 1 = in this process. Default: one per core, or this "
-        "process for a batch too small to repay starting workers (about a second of work)."
+        "process for a batch too small to repay starting workers (under about 1.5 s of work)."
     ),
 ]
 SchedulerOption = Annotated[
@@ -154,16 +154,16 @@ def _execute(
         base.name, base.runs.seed, base.runs.replicates, plan_points, base.runs.chunk, sweep_params
     )
     store = BatchStore.for_batch(out, base.name, batch.batch_id)
-    world = build_world(base, world_seed(base.runs.seed))
-    if workers is None:
-        workers = default_workers(batch, world, os.cpu_count() or 1)
-    if workers < 1 and not scheduler:
+    if workers is not None and workers < 1 and not scheduler:
         _fail(f"error: --workers must be at least 1 (got {workers})")
     previous = None if force else store.manifest()
     if previous and previous.get("status") == "complete":
         console.print(f"[green]Already complete:[/] {store.path} (use --force to run again)")
         _summary(store, console, previous.get("run_status", {}))
         return
+    world = build_world(base, world_seed(base.runs.seed))
+    if workers is None:
+        workers = default_workers(batch, world, os.cpu_count() or 1)
     try:
         with make_executor(workers, scheduler) as ex:
             if force:
