@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/profile_chunk.py                # phases, ms per run
     .venv/bin/python benchmarks/profile_chunk.py --profile 20   # and the kernel's top functions
+    .venv/bin/python benchmarks/profile_chunk.py --codecs       # events encoding per codec
 
 A worker runs a chunk in three phases (``runner.run_chunk``): the kernel and the per-run
 summary (``_simulate``), then Parquet encoding of the events, then of the series and runs.
@@ -14,12 +15,26 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import io
 import pstats
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from diffusion_sim.loader import load_scenario, scenario_hash
-from diffusion_sim.runner import Batch, Point, _encode_streamed, _simulate, encode, run_chunk
+from diffusion_sim.runner import (
+    ENCODE_SLICE,
+    Batch,
+    Point,
+    _encode_streamed,
+    _simulate,
+    _slices,
+    _writer_options,
+    encode,
+    run_chunk,
+)
+from diffusion_sim.tables import EVENT_SCHEMA, encoded_schema, event_table
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "synthetic_world.yaml"
 
@@ -30,6 +45,9 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=8, help="chunks timed per round")
     parser.add_argument("--repeat", type=int, default=3, help="rounds (the best is shown)")
     parser.add_argument("--profile", type=int, default=0, help="show the N top kernel functions")
+    parser.add_argument(
+        "--codecs", action="store_true", help="time the events' Parquet writing per codec"
+    )
     args = parser.parse_args()
 
     scenario = load_scenario(SCENARIO)
@@ -69,6 +87,41 @@ def main() -> None:
         profile = cProfile.Profile()
         profile.runcall(lambda: [_simulate(t) for t in tasks])
         pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
+    if args.codecs:
+        compare_codecs([_simulate(t) for t in tasks], args.repeat)
+
+
+def compare_codecs(sims: list, repeat: int) -> None:
+    """Writing the events (Arrow tables built beforehand) with the package's options and with
+    other codecs, alternately; best of ``repeat``, ms and KiB per run."""
+    schema = encoded_schema(EVENT_SCHEMA)
+    tables = [
+        event_table(sim.world, result, *keys, encoded=True)
+        for sim in sims
+        for result, keys in _slices(sim, ENCODE_SLICE)
+    ]
+    runs = sum(len(sim.run_ids) for sim in sims)
+    package = _writer_options(schema)
+    codecs = {
+        "zstd level 1 (the package)": package,
+        "lz4": package | {"compression": "lz4", "compression_level": None},
+        "no compression": package | {"compression": "none", "compression_level": None},
+    }
+    best: dict[str, tuple[float, int]] = {}
+    for _ in range(repeat):
+        for name, options in codecs.items():
+            sink = io.BytesIO()
+            started = time.perf_counter()
+            with pq.ParquetWriter(sink, schema, **options) as writer:
+                for table in tables:
+                    if table.num_rows:
+                        writer.write_table(table)
+            seconds = time.perf_counter() - started
+            if seconds < best.get(name, (float("inf"), 0))[0]:
+                best[name] = (seconds, len(sink.getvalue()))
+    print("writing the events' Parquet (tables already built):")
+    for name, (seconds, size) in best.items():
+        print(f"  {name:28s} {1e3 * seconds / runs:6.3f} ms per run {size / runs / 1024:7.1f} KiB")
 
 
 if __name__ == "__main__":
