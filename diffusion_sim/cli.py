@@ -7,7 +7,6 @@ messages with exit status 2, never as tracebacks.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -132,6 +131,7 @@ def _execute(
         finish_manifest,
         make_executor,
         start_manifest,
+        usable_cores,
         world_document,
     )
     from .seeds import world_seed
@@ -163,7 +163,7 @@ def _execute(
         return
     world = build_world(base, world_seed(base.runs.seed))
     if workers is None:
-        workers = default_workers(batch, world, os.cpu_count() or 1)
+        workers = default_workers(batch, world, usable_cores())
     try:
         with make_executor(workers, scheduler) as ex:
             if force:

@@ -486,6 +486,16 @@ def estimated_serial_seconds(world: Any, runs: int) -> float:
     return runs * per_run
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, as ``taskset`` or a container sets
+    it), not all the machine's cores."""
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def default_workers(batch: Batch, world: Any, cores: int) -> int:
     """``--workers`` when not given: this process for a batch too small to repay starting
     worker processes, else one worker per core (no more than there are chunks)."""
@@ -539,6 +549,7 @@ def _dask_executor(scheduler: str) -> Iterator[ExecutorInfo]:
         raise BatchError(
             "--scheduler needs Dask distributed: pip install 'diffusion-sim[dask]'"
         ) from exc
+    _check_address(scheduler)
     try:
         client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except Exception as exc:  # OSError, TimeoutError, ValueError (bad address) ...
@@ -548,6 +559,20 @@ def _dask_executor(scheduler: str) -> Iterator[ExecutorInfo]:
         yield ExecutorInfo(client.get_executor(pure=False), f"dask {scheduler}", threads)
     finally:
         client.close()
+
+
+def _check_address(scheduler: str) -> None:
+    """Refuse a malformed scheduler address before a ``Client`` is made: a client that fails
+    on one keeps trying to close for 10 s after the error and then prints a traceback."""
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    try:
+        scheme, location = parse_address(scheduler)
+        if scheme != "inproc":
+            parse_host_port(location)
+    except ValueError as exc:
+        raise BatchError(f"--scheduler {scheduler!r}: {exc} (expected tcp://HOST:PORT)") from None
 
 
 # -- the batch loop ----------------------------------------------------------------------------

@@ -23,7 +23,6 @@ point's mean; more replicates per point shrink it.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -339,6 +338,7 @@ def run_design(
         finish_manifest,
         make_executor,
         start_manifest,
+        usable_cores,
         world_document,
     )
     from .seeds import world_seed
@@ -370,7 +370,7 @@ def run_design(
         return store, previous
     world = build_world(scenario, world_seed(scenario.runs.seed))
     if workers is None:
-        workers = default_workers(batch, world, os.cpu_count() or 1)
+        workers = default_workers(batch, world, usable_cores())
     with make_executor(workers, scheduler) as ex:
         if force:
             store.clear()

@@ -244,10 +244,13 @@ def test_sigkill_mid_batch_then_rerun_completes_identically(tmp_path):
     [
         (["--workers", "0"], "--workers must be at least 1"),
         (["--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
+        (["--scheduler", "tcp://127.0.0.1"], "missing port number"),
+        (["--scheduler", "foo"], "expected tcp://HOST:PORT"),
     ],
 )
 def test_bad_batch_options_exit_2_without_traceback_or_files(tmp_path, extra, message):
-    """--workers 0 and an unreachable scheduler: a message, exit 2, no traceback, no folder."""
+    """--workers 0, an unreachable scheduler, a malformed scheduler address: a message, exit 2,
+    no traceback, no folder, no wait."""
     started = time.time()
     r = cli_process(
         "run", MINIMAL, "--replicates", 4, "--out", tmp_path / "out", "--no-plots", *extra
@@ -256,7 +259,7 @@ def test_bad_batch_options_exit_2_without_traceback_or_files(tmp_path, extra, me
     assert message in r.stderr
     assert "Traceback" not in r.stderr + r.stdout
     assert not (tmp_path / "out").exists()
-    assert time.time() - started < 20
+    assert time.time() - started < (20 if "cannot reach" in message else 8)
 
 
 def test_unwritable_results_folder_exits_2(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -21,6 +23,7 @@ from diffusion_sim.runner import (
     execute,
     param_types,
     run_chunk,
+    usable_cores,
 )
 from diffusion_sim.seeds import world_seed
 from diffusion_sim.store import BatchStore
@@ -160,6 +163,23 @@ def test_parts_are_written_atomically(tmp_path, monkeypatch):
     assert pq.read_table(store.part_path("runs", batch.chunks[0].id)).num_rows == 2
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_results_files_get_the_permissions_of_the_umask(tmp_path, umask):
+    """Parts and JSON files are created like any file (0666 minus the umask), not owner-only,
+    so a shared results folder can be read by colleagues when the umask allows it."""
+    batch = _batch(replicates=2, chunk=2)
+    parts = run_chunk(batch.task(batch.chunks[0]))["parts"]
+    old = os.umask(umask)
+    try:
+        store = BatchStore(tmp_path / "b")
+        store.write_chunk(batch.chunks[0].id, parts)
+        store.write_json("manifest.json", {"status": "running"})
+    finally:
+        os.umask(old)
+    written = [store.path / "manifest.json", store.part_path("runs", batch.chunks[0].id)]
+    assert [f.stat().st_mode & 0o777 for f in written] == [0o666 & ~umask] * 2
+
+
 def test_parts_read_back_with_the_public_schemas_and_equal_the_tables(tmp_path):
     """Part files hold the events and series tables exactly: plain strings (written as
     dictionaries, without the Arrow schema), the declared nullability, the same values."""
@@ -227,3 +247,15 @@ def test_estimated_work_grows_with_runs_steps_and_world_size():
     one = estimated_serial_seconds(small, 1)
     assert estimated_serial_seconds(small, 10) == pytest.approx(10 * one)
     assert one < estimated_serial_seconds(longer, 1) < estimated_serial_seconds(big, 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_usable_cores_follow_the_cpu_affinity():
+    """Pinned to one CPU (taskset, a container), the default counts one core, not all."""
+    old = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(old)})
+        assert usable_cores() == 1
+    finally:
+        os.sched_setaffinity(0, old)
+    assert usable_cores() == len(old)
