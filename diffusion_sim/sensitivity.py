@@ -128,6 +128,16 @@ def parameter_ranges(
     return out
 
 
+def _require_salib() -> None:
+    """SALib comes with the ``tuning`` extra; without it, say so instead of a traceback."""
+    try:
+        import SALib  # noqa: F401
+    except ImportError:
+        raise SensitivityError(
+            "sensitivity needs SALib: pip install 'diffusion-sim[tuning]'"
+        ) from None
+
+
 def make_design(
     method: str,
     ranges: Mapping[str, tuple[float, float]],
@@ -142,6 +152,7 @@ def make_design(
     """
     if method not in METHODS:
         raise SensitivityError(f"--method must be morris or sobol (got {method!r})")
+    _require_salib()
     if samples < 2:
         raise SensitivityError("--samples must be at least 2")
     paths = list(ranges)
@@ -305,8 +316,19 @@ def plot_indices(table: pd.DataFrame, method: str, ax: Any = None) -> Any:
         axis.set_yticks(range(len(ypos)), list(ypos))
         axis.axvline(0.0, color="#555555", linewidth=0.8)
         axis.set_title(f"{method.capitalize()} indices of {outcome}", fontsize=10)
+        axis.set_axisbelow(True)
         axis.grid(True, axis="x", color="#E5E5E5", linewidth=0.6)
-        axis.legend(fontsize=8, loc="lower right")
+    axes[-1].set_xlabel(
+        "index, in units of the outcome"
+        if method == "morris"
+        else "share of the outcome's variance"
+    )
+    # One legend below the bars, where it cannot hide a bar or its interval.
+    handles, names = axes[0].get_legend_handles_labels()
+    if ax is None:
+        fig.legend(handles, names, loc="outside lower center", ncols=len(shown), fontsize=8)
+    else:
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=len(shown))
     return fig
 
 

@@ -4,6 +4,7 @@ bad input is a clear error (``diffusion_sim.sensitivity``, ``diffusion-sim sensi
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,13 @@ def test_unknown_outcome_lists_the_metric_columns(toy, tmp_path):
     )
     assert res.exit_code == 2, res.output
     assert "control:final_share," in res.output
+
+
+def test_without_salib_the_command_says_which_extra_to_install(toy, tmp_path, monkeypatch):
+    """SALib missing (no ``tuning`` extra): a one-line error naming the extra, exit 2."""
+    monkeypatch.setitem(sys.modules, "SALib", None)  # makes ``import SALib`` fail
+    out = tmp_path / "results"
+    res = _invoke(str(toy), "--outcome", "control:final_share", "--out", str(out))
+    assert res.exit_code == 2, res.output
+    assert "pip install 'diffusion-sim[tuning]'" in res.output
+    assert not out.exists()
