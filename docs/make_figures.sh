@@ -14,9 +14,8 @@
 #
 # Every batch is run again from scratch (`--force`): the batch id hashes the scenario, seed,
 # replicates, chunk size and package version, but not the code itself, so after a change to
-# the model within one version a complete batch from the old code would otherwise be reused. The comparison tables
-# land in
-# results/compare/eu_russia_counterfactuals/comparison.md and
+# the model within one version a complete batch from the old code would otherwise be reused.
+# The comparison tables land in results/compare/eu_russia_counterfactuals/comparison.md and
 # results/compare/boundary_buildup/comparison.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
