@@ -138,7 +138,7 @@ def _execute(
     from .store import BatchStore, StoreError
     from .world import build_world
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     base = _load(path, overrides)
     sweep_params = sorted({k for p in (points or [{}]) for k in p})
     plan_points = []
@@ -166,8 +166,9 @@ def _execute(
         workers = default_workers(batch, world, usable_cores())
     try:
         with make_executor(workers, scheduler) as ex:
-            if force:
+            if force and store.path.exists():
                 store.clear()
+                console.print(f"Starting over (--force): removed the old {store.path}")
             store.check_writable()
             already = store.done_chunks()
             if already:
@@ -195,7 +196,14 @@ def _execute(
         f"({report.runs_this_session / max(report.seconds, 1e-9):,.0f} runs/s, {ex.description})"
     )
     if not no_plots and base.outputs.plots:
-        _plots(store.path, None, base.outputs.formats, console)
+        try:
+            _plots(store.path, None, base.outputs.formats, console)
+        except OSError as exc:
+            _fail(
+                f"error: the runs are complete in {store.path}, but the figures could not be "
+                f"written ({exc}); draw them with: diffusion-sim plot {store.path}",
+                1,
+            )
     _summary(store, console, manifest["run_status"])
 
 
@@ -220,6 +228,11 @@ def _plots(path: Path, kinds, formats, console, **network: Any) -> list[Path]:
     return written
 
 
+def _number(value: float) -> str:
+    """Three significant digits, without scientific notation for counts in the thousands."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
 def _report(store, console) -> None:
     """Results path and a short summary table of the runs."""
     import pandas as pd
@@ -227,7 +240,9 @@ def _report(store, console) -> None:
 
     runs = store.read_table("runs")
     ok = runs[runs["status"] == "ok"]
-    table = Table(title=f"{store.path.parent.name}: {len(ok)} runs")
+    points = ok["point"].nunique() if "point" in ok else 1
+    pooled = f", {points} sweep points pooled" if points > 1 else ""
+    table = Table(title=f"{store.path.parent.name}: {len(ok)} runs{pooled}")
     table.add_column("metric")
     table.add_column("mean", justify="right")
     table.add_column("5%", justify="right")
@@ -243,9 +258,7 @@ def _report(store, console) -> None:
     for c in shown:
         x = pd.to_numeric(ok[c], errors="coerce").dropna()
         if len(x):
-            table.add_row(
-                c, f"{x.mean():.3g}", f"{x.quantile(0.05):.3g}", f"{x.quantile(0.95):.3g}"
-            )
+            table.add_row(c, *(_number(v) for v in (x.mean(), x.quantile(0.05), x.quantile(0.95))))
     console.print(table)
     console.print(f"Results: {store.path}")
     print(store.path)
@@ -370,7 +383,7 @@ def plot(
             results,
             kind or None,
             format_ or ["png"],
-            Console(stderr=True),
+            Console(stderr=True, soft_wrap=True),
             network_dates=network_dates,
             network_run=run_id,
         )
@@ -553,7 +566,7 @@ def sensitivity(
     from .store import StoreError
     from .sweep import SweepError, parse_range_option
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     overrides = _batch_overrides(replicates, seed, None, set_)
     base = _load(scenario, overrides)
     try:

@@ -101,7 +101,28 @@ def test_same_command_twice_is_a_no_op_and_force_starts_over(tmp_path):
     forced = cli(*args, "--force")
     assert forced.exit_code == 0
     assert "Already complete" not in forced.output
+    assert "Starting over (--force)" in forced.output
     assert part.stat().st_mtime_ns != before
+
+
+def test_figures_that_cannot_be_written_leave_complete_runs_and_say_how_to_redraw(
+    tmp_path, monkeypatch
+):
+    """An OSError while drawing: the tables stay complete, a message (no traceback) says how
+    to draw the figures later, exit status 1."""
+    import diffusion_sim.cli as cli_module
+
+    def no_room(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli_module, "_plots", no_room)
+    r = cli("run", MINIMAL, "--replicates", 4, "--workers", 1, "--out", tmp_path)
+    assert r.exit_code == 1, r.output
+    folder = batch_folder(tmp_path)
+    assert f"diffusion-sim plot {folder}" in r.output
+    assert "No space left on device" in r.output
+    assert not isinstance(r.exception, OSError)
+    assert json.loads((folder / "manifest.json").read_text())["status"] == "complete"
 
 
 def test_manifest_records_versions_hashes_seeds_times_and_counts(tmp_path):
@@ -290,6 +311,7 @@ def test_sweep_grid_adds_param_columns(tmp_path):
         *SMALL_SYN,
     )
     assert r.exit_code == 0, r.output
+    assert "9 runs, 3 sweep points pooled" in r.output  # the summary table says it pools
     runs = tables(batch_folder(tmp_path), ["runs"])["runs"]
     assert len(runs) == 9
     assert runs[f"param:{path}"].tolist() == [0.5] * 3 + [1.0] * 3 + [2.0] * 3
