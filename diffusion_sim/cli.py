@@ -398,7 +398,9 @@ def compare(
     results: Annotated[list[Path], typer.Argument(help="Two or more results folders.")],
     labels: Annotated[str | None, typer.Option(help="Comma-separated labels.")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/compare"),
-    format_: Annotated[list[str] | None, typer.Option("--format")] = None,
+    format_: Annotated[
+        list[str] | None, typer.Option("--format", help="png, svg or pdf (repeatable).")
+    ] = None,
 ) -> None:
     """Overlay spillover curves of several results folders and tabulate their differences."""
     import matplotlib
@@ -419,10 +421,12 @@ def compare(
     except (StoreError, ValueError) as exc:
         _fail(f"error: {exc}")
     typer.echo(f"Comparison written to {out}")
-    if isinstance(summary, dict):
-        for key, value in summary.items():
-            if isinstance(value, str | Path):
-                typer.echo(f"  {key}: {value}")
+    for key, value in summary.items():
+        if isinstance(value, str | Path):
+            typer.echo(f"  {key}: {value}")
+        elif key == "figures":
+            for figure in value:
+                typer.echo(f"  figure: {figure}")
 
 
 def main() -> None:
