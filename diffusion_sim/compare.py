@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from diffusion_sim import analysis, plots
-from diffusion_sim.report import Results, _slug, read_results, save_figure
+from diffusion_sim.report import Results, _check_formats, _slug, read_results, save_figure
 
 __all__ = ["compare_results"]
 
@@ -171,11 +171,12 @@ def compare_results(
         "mechanisms": [...], "dropped_mechanisms": {label: [...]}, "table": DataFrame}``.
 
     Raises:
-        ValueError: fewer than two folders, wrong number of labels, time windows that differ,
-            a mechanism with different kinds, or no mechanism in common.
+        ValueError: fewer than two folders, an unknown format, wrong number of labels, time
+            windows that differ, a mechanism with different kinds, or no mechanism in common.
     """
     if len(dirs) < 2:
         raise ValueError(f"compare needs at least two results folders, got {len(dirs)}")
+    _check_formats(formats)
     results = [read_results(Path(d)) for d in dirs]
     names = _labels(results, labels)
     _check_windows(results, names)

@@ -18,12 +18,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
+from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from diffusion_sim import analysis
 
@@ -31,8 +34,10 @@ __all__ = [
     "CHANNEL_STYLE",
     "OKABE_ITO",
     "SERIES_COLOURS",
+    "SPLIT_SWATCH",
     "draw_bands",
     "draw_observed",
+    "legend_entries",
     "metric_label",
     "plot_buildup",
     "plot_channels",
@@ -88,6 +93,8 @@ CHANNEL_STYLE: dict[str, tuple[str, str]] = {
 
 _SCENARIO_STYLES = ("-", "--", "-.", ":")
 _BAND_ALPHA = {"p90": 0.15, "p50": 0.35}
+_BAND_EDGE_ALPHA = 0.6
+_MEDIAN_GID = "band-median"  # marks the median lines drawn by draw_bands, for legends
 _TITLE_SIZE = 11
 
 
@@ -179,13 +186,34 @@ def _year_axis(ax: Axes, world: Mapping[str, Any] | None = None, label: bool = T
     ax.set_axisbelow(True)
 
 
-def _band_legend_handles(colour: str = "#777777") -> list[Any]:
-    return [
-        Patch(
-            facecolor=colour, alpha=_BAND_ALPHA["p50"] + _BAND_ALPHA["p90"], label="50 % of runs"
-        ),
-        Patch(facecolor=colour, alpha=_BAND_ALPHA["p90"], label="90 % of runs"),
-    ]
+#: Legend handler that draws a tuple of patches side by side (one per series colour).
+SPLIT_SWATCH = {tuple: HandlerTuple(ndivide=None, pad=0.0)}
+
+
+def _band_legend(colours: Sequence[str], outer: bool = True) -> tuple[list[Any], list[str]]:
+    """Legend swatches of the bands as drawn: per band, one patch in each series' colour.
+
+    The 50 % band is drawn over the 90 % band, so its swatch has their combined opacity.
+    Pass the result's handles with ``handler_map=SPLIT_SWATCH``.
+    """
+    inner = _BAND_ALPHA["p50"]
+    if outer:
+        inner = 1 - (1 - inner) * (1 - _BAND_ALPHA["p90"])
+    handles: list[Any] = [tuple(Patch(facecolor=to_rgba(c, inner)) for c in colours)]
+    labels = ["50 % of runs"]
+    if outer:
+        handles.append(
+            tuple(
+                Patch(
+                    facecolor=to_rgba(c, _BAND_ALPHA["p90"]),
+                    edgecolor=to_rgba(c, _BAND_EDGE_ALPHA),
+                    linewidth=0.6,
+                )
+                for c in colours
+            )
+        )
+        labels.append("90 % of runs")
+    return handles, labels
 
 
 def draw_bands(
@@ -197,17 +225,31 @@ def draw_bands(
     outer: bool = True,
     linestyle: str = "-",
 ) -> None:
-    """Median line with the 50 % band (and the 90 % band if ``outer``) of a ``bands`` table."""
+    """Median line with the 50 % band (and the outlined 90 % band if ``outer``) of a
+    ``bands`` table."""
     table = table.sort_values(x)
     xs = table[x].to_numpy(dtype=float)
-    if outer:
+    if outer:  # outlined, so overlapping bands of several series stay distinguishable
         ax.fill_between(
-            xs, table["p5"], table["p95"], color=colour, alpha=_BAND_ALPHA["p90"], linewidth=0
+            xs,
+            table["p5"],
+            table["p95"],
+            facecolor=to_rgba(colour, _BAND_ALPHA["p90"]),
+            edgecolor=to_rgba(colour, _BAND_EDGE_ALPHA),
+            linewidth=0.6,
         )
     ax.fill_between(
         xs, table["p25"], table["p75"], color=colour, alpha=_BAND_ALPHA["p50"], linewidth=0
     )
-    ax.plot(xs, table["median"], color=colour, linewidth=2.0, linestyle=linestyle, label=label)
+    ax.plot(
+        xs,
+        table["median"],
+        color=colour,
+        linewidth=2.0,
+        linestyle=linestyle,
+        label=label,
+        gid=_MEDIAN_GID,
+    )
 
 
 def draw_observed(ax: Axes, world: Mapping[str, Any], mechanism: str) -> bool:
@@ -236,6 +278,18 @@ def draw_observed(ax: Axes, world: Mapping[str, Any], mechanism: str) -> bool:
         label="Observed (cumulative, to the last record)",
     )
     return True
+
+
+def legend_entries(ax: Axes, outer: bool = True) -> tuple[list[Any], list[str]]:
+    """The axes' labelled lines, then band swatches in the colours of the banded medians.
+
+    Pass the handles with ``handler_map=SPLIT_SWATCH``."""
+    handles, labels = ax.get_legend_handles_labels()
+    banded = [h for h in handles if isinstance(h, Line2D) and h.get_gid() == _MEDIAN_GID]
+    bands, band_labels = _band_legend(
+        list(dict.fromkeys(str(h.get_color()) for h in banded)), outer
+    )
+    return handles + bands, labels + band_labels
 
 
 def _n_runs(frame: pd.DataFrame) -> int:
@@ -291,9 +345,12 @@ def plot_spillover(
         ax.set_ylim(bottom=0)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         _year_axis(ax, world)
-        handles, _ = ax.get_legend_handles_labels()
         ax.legend(
-            handles=handles + _band_legend_handles(), loc="upper left", fontsize=8, framealpha=0.9
+            *legend_entries(ax),
+            handler_map=SPLIT_SWATCH,
+            loc="upper left",
+            fontsize=8,
+            framealpha=0.9,
         )
     fig.suptitle(f"Spillover: agreements and adoptions in force ({_n_runs(curves)} runs)")
     return fig
@@ -303,14 +360,24 @@ def _median_band_legend(fig: Figure, panels: Sequence[Axes]) -> None:
     """One legend below small multiples: the first panel's lines and the 50 % band."""
     if not panels:
         return
-    handles, labels = panels[0].get_legend_handles_labels()
+    handles, labels = legend_entries(panels[0], outer=False)
     fig.legend(
-        handles + _band_legend_handles()[:1],
-        [*labels, "50 % of runs"],
+        handles,
+        labels,
+        handler_map=SPLIT_SWATCH,
         loc="outside lower center",
-        ncols=len(labels) + 1,
+        ncols=len(labels),
         fontsize=9,
     )
+
+
+def _regions_by_final_share(curves: pd.DataFrame, mechanism: str) -> list[str]:
+    """Regions by the mean over runs of their share holding ``mechanism`` at the last step,
+    highest first, ties alphabetically."""
+    last = curves[(curves["step"] == curves["step"].max()) & (curves["mechanism"] == mechanism)]
+    mean = last.groupby("region")["share"].mean().reset_index()
+    ordered = mean.sort_values(["share", "region"], ascending=[False, True], kind="stable")
+    return ordered["region"].astype(str).tolist()
 
 
 def plot_regions(
@@ -322,11 +389,13 @@ def plot_regions(
     """Small multiples by region: share of the region's states holding each mechanism.
 
     For a bilateral mechanism a state holds it when party to at least one agreement in force.
-    Median and 50 % band over runs.
+    Median and 50 % band over runs. Regions are ordered by their mean final share holding
+    the first mechanism, highest first (ties alphabetically).
     """
     curves = analysis.curves_by_region(events, world, runs)
-    regions = [r for r in analysis._regions(world) if (curves["region"] == r).any()]
     kinds = analysis.mechanism_kinds(world)
+    first = next(iter(kinds))
+    regions = _regions_by_final_share(curves, first)
     fig, panels = _axes_grid(
         len(regions), axes, ncols=4, panel=(3.4, 2.7), sharey=True, sharex=True
     )
@@ -344,8 +413,32 @@ def plot_regions(
         if _is_left(ax):
             ax.set_ylabel("Share of states holding")
     _median_band_legend(fig, panels)
-    fig.suptitle(f"Adoption by region (median and 50 % band of {_n_runs(curves)} runs)")
+    fig.suptitle(
+        f"Adoption by region (median and 50 % band of {_n_runs(curves)} runs)\n"
+        f"Regions ordered by their mean final share: {_label(world, first)}",
+        fontsize="medium",
+    )
     return fig
+
+
+def _merge_rare_depths(curves: pd.DataFrame) -> tuple[pd.DataFrame, int | None]:
+    """Depth curves without the depths where nothing is ever in force, and with the depths
+    beyond the deepest one whose 50 % band is above zero summed into it.
+
+    Returns the curves and that deepest depth if deeper ones were added into it, else None.
+    """
+    reached = curves.groupby("depth")["in_force"].max()
+    if not (reached > 0).any():
+        return curves, None
+    curves = curves[curves["depth"].isin(reached.index[reached > 0])]
+    table = analysis.bands(curves, "in_force", by=("depth", "mechanism"))
+    shown = table.loc[table["p75"] > 0, "depth"]
+    last = int(shown.max()) if len(shown) else int(curves["depth"].max())
+    if last == int(curves["depth"].max()):
+        return curves, None
+    keys = [c for c in curves.columns if c != "in_force"]
+    merged = curves.assign(depth=curves["depth"].clip(upper=last))
+    return merged.groupby(keys, as_index=False, sort=True)["in_force"].sum(), last
 
 
 def plot_depth(
@@ -357,9 +450,11 @@ def plot_depth(
     """Small multiples by chain depth: units in force at each generation, per mechanism.
 
     Depth 1 holds the sponsors' direct partners (EU-RUS), depth 2 their partners (RUS-KAZ),
-    and so on. Median and 50 % band over runs; y axes shared to compare magnitudes.
+    and so on. Median and 50 % band over runs; y axes shared to compare magnitudes. Depths
+    with nothing in force are left out, and depths too rare to show a band are added into
+    the deepest one that does (titled "Depth ≥ k").
     """
-    curves = analysis.curves_by_depth(events, world, runs)
+    curves, tail = _merge_rare_depths(analysis.curves_by_depth(events, world, runs))
     depths = sorted(int(d) for d in curves["depth"].unique() if d >= 0)
     kinds = analysis.mechanism_kinds(world)
     fig, panels = _axes_grid(len(depths), axes, ncols=4, panel=(3.4, 2.7), sharey=True, sharex=True)
@@ -371,8 +466,9 @@ def plot_depth(
             draw_bands(
                 ax, part, SERIES_COLOURS[i % len(SERIES_COLOURS)], _label(world, mech), outer=False
             )
-        ax.set_title(f"Depth {depth}", fontsize=_TITLE_SIZE - 1)
+        ax.set_title(f"Depth {'≥ ' if depth == tail else ''}{depth}", fontsize=_TITLE_SIZE - 1)
         ax.set_ylim(0, max(top, 1.0) * 1.05)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         _year_axis(ax, world, label=_is_bottom(panels, ax))
         if _is_left(ax):
             ax.set_ylabel("In force (count)")
@@ -456,6 +552,17 @@ def plot_channels(
     return fig
 
 
+_SCALES = ((1e9, "billions of "), (1e6, "millions of "), (1e3, "thousands of "), (1.0, ""))
+
+
+def _scaled_axis(ax: Axes, label: str, unit: str, top: float) -> None:
+    """Tick labels of the y axis in thousands, millions or billions of ``unit`` (chosen from
+    the largest value ``top``), with the scale in the axis label instead of an offset."""
+    scale, words = next((f, w) for f, w in _SCALES if abs(top) >= f or f == 1.0)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v / scale:,.4g}"))
+    ax.set_ylabel(f"{label} ({words}{unit})")
+
+
 def plot_hr_exposure(
     events: pd.DataFrame,
     world: Mapping[str, Any],
@@ -477,7 +584,7 @@ def plot_hr_exposure(
         ("exposed_share", "Share of agreements"),
     ]
     if has_flow:
-        specs.append(("exposed_return_flow", "Return flow covered (flow units)"))
+        specs.append(("exposed_return_flow", "Return flow covered"))
     fig, panels = _axes_grid(len(specs), axes, ncols=3, panel=(4.2, 3.3))
     mechs = list(dict.fromkeys(table["mechanism"]))
     for ax, (column, ylabel) in zip(panels, specs, strict=True):
@@ -491,16 +598,21 @@ def plot_hr_exposure(
             )
         ax.set_ylabel(ylabel)
         ax.set_ylim(bottom=0, top=1.02 if column == "exposed_share" else None)
+        if column == "exposed":
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        if column == "exposed_return_flow":
+            _scaled_axis(ax, ylabel, "flow units", float(summary["p95"].max()))
         _year_axis(ax, world)
     titles = ["Exposed agreements", "Exposed share", "Return flow under exposed agreements"]
     for ax, title in zip(panels, titles, strict=False):
         ax.set_title(title, fontsize=_TITLE_SIZE)
-    handles, labels = panels[0].get_legend_handles_labels()
+    handles, labels = legend_entries(panels[0])
     fig.legend(
-        handles + _band_legend_handles(),
-        [*labels, "50 % of runs", "90 % of runs"],
+        handles,
+        labels,
+        handler_map=SPLIT_SWATCH,
         loc="outside lower center",
-        ncols=len(labels) + 2,
+        ncols=len(labels),
         fontsize=9,
     )
     fig.suptitle(
@@ -530,21 +642,24 @@ def plot_buildup(
     ax.set_ylim(-1.02, 1.02)
     ax.set_ylabel("Spearman ρ (openness vs controls held)")
     _year_axis(ax, world)
-    handles, _ = ax.get_legend_handles_labels()
-    ax.legend(handles=handles + _band_legend_handles(), loc="lower right", fontsize=8)
+    ax.legend(*legend_entries(ax), handler_map=SPLIT_SWATCH, loc="lower right", fontsize=8)
     ax.set_title(f"Boundary build-up index ({_n_runs(table)} runs)", fontsize=_TITLE_SIZE + 1)
     return fig
 
 
-def _layout(world: Mapping[str, Any]) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
+def _layout(
+    world: Mapping[str, Any],
+) -> tuple[dict[str, tuple[float, float]], dict[str, float], dict[str, Any]]:
     """Circle of clusters: regions evenly on a unit circle, each region's states on a small
-    circle around its centre. Returns positions and region-label positions."""
+    circle around its centre. Returns positions, the direction of each state's name (outward
+    from its region's centre) and region-label positions."""
     states = analysis._states(world)
     regions = [r for r in analysis._regions(world) if (states["region"] == r).any()]
     k = len(regions)
     sizes = [int((states["region"] == r).sum()) for r in regions]
     chord = 2 * math.sin(math.pi / k) if k > 1 else 2.0
     positions: dict[str, tuple[float, float]] = {}
+    outward: dict[str, float] = {}
     labels: dict[str, Any] = {}
     for i, region in enumerate(regions):
         angle = math.pi / 2 - 2 * math.pi * i / k
@@ -554,21 +669,92 @@ def _layout(world: Mapping[str, Any]) -> tuple[dict[str, tuple[float, float]], d
         for j, sid in enumerate(members):
             a = angle + 2 * math.pi * j / max(len(members), 1)
             positions[sid] = (cx + radius * math.cos(a), cy + radius * math.sin(a))
-        reach = 1.0 + radius + 0.22 if k > 1 else radius + 0.3
+            # a lone state's name goes above (below at the top) to leave room for the region's
+            outward[sid] = a if len(members) > 1 else math.copysign(math.pi / 2, 0.7 - cy)
+        reach = 1.0 + radius + 0.34 if k > 1 else radius + 0.4
         labels[region] = (reach * math.cos(angle), reach * math.sin(angle), angle)
-    return positions, labels
+    return positions, outward, labels
+
+
+#: Chain depths 1, 2, 3 and >= 4: a dark-to-light sequential scale (ColorBrewer RdPu), so
+#: depth reads as an order and is not mistaken for a mechanism's colour (blue, vermillion).
+DEPTH_COLOURS: tuple[str, ...] = ("#49006A", "#AE017E", "#F768A1", "#FBB4B9")
+_HALO = [patheffects.withStroke(linewidth=2.2, foreground="white")]
 
 
 def _depth_colour(depth: int) -> str:
-    order = [
-        OKABE_ITO["vermillion"],
-        OKABE_ITO["blue"],
-        OKABE_ITO["bluish_green"],
-        OKABE_ITO["orange"],
-        OKABE_ITO["reddish_purple"],
-        OKABE_ITO["sky_blue"],
-    ]
-    return order[(depth - 1) % len(order)] if depth >= 1 else OKABE_ITO["black"]
+    return DEPTH_COLOURS[min(depth, len(DEPTH_COLOURS)) - 1] if depth >= 1 else "#333333"
+
+
+def _side(angle: float) -> tuple[str, str]:
+    """Text alignment (ha, va) that puts a label on the side of a point ``angle`` points to."""
+    c, s = math.cos(angle), math.sin(angle)
+    ha = "left" if c > 0.3 else "right" if c < -0.3 else "center"
+    va = "bottom" if s > 0.3 else "top" if s < -0.3 else "center"
+    return ha, va
+
+
+def _draw_states(
+    ax: Axes,
+    positions: Mapping[str, tuple[float, float]],
+    outward: Mapping[str, float],
+    sponsors: set[str],
+    parties: set[str],
+    names: bool,
+) -> None:
+    """States as dots (filled when party to an agreement), sponsors as stars, and their ids
+    on the outer side of their region's cluster, haloed so edges do not hide them."""
+    for sid, (x, y) in positions.items():
+        if sid in sponsors:
+            ax.scatter(
+                [x],
+                [y],
+                marker="*",
+                s=170,
+                color=OKABE_ITO["orange"],
+                edgecolors="black",
+                linewidths=0.8,
+                zorder=3,
+            )
+        else:
+            face = "#333333" if sid in parties else "#FFFFFF"
+            ax.scatter([x], [y], s=30, color=face, edgecolors="#333333", linewidths=0.8, zorder=2)
+        if names:
+            gap = 7.0 if sid in sponsors else 4.0
+            angle = outward[sid]
+            ha, va = _side(angle)
+            ax.annotate(
+                sid,
+                (x, y),
+                xytext=(gap * math.cos(angle), gap * math.sin(angle)),
+                textcoords="offset points",
+                fontsize=6.5,
+                ha=ha,
+                va=va,
+                color="#222222",
+                zorder=5,
+                path_effects=_HALO,
+            )
+
+
+def _draw_region_labels(ax: Axes, region_labels: Mapping[str, Any]) -> None:
+    """Region names in italics outside their clusters."""
+    for region, (x, y, angle) in region_labels.items():
+        ax.text(
+            x,
+            y,
+            region,
+            fontsize=7.5,
+            ha=_side(angle)[0],
+            va="center",
+            color="#555555",
+            style="italic",
+            zorder=5,
+            path_effects=_HALO,
+        )
+
+
+_NET_X, _NET_Y = 1.95, 1.62  # half width and height of a network panel (data units)
 
 
 def representative_run(events: pd.DataFrame, world: Mapping[str, Any], mechanism: str) -> int:
@@ -606,10 +792,10 @@ def plot_network(
     if dates is None:
         dates = [start + steps // 3, start + (2 * steps) // 3, start + steps - 1]
     run = representative_run(events, world, mech) if run_id is None else int(run_id)
-    positions, region_labels = _layout(world)
+    positions, outward, region_labels = _layout(world)
     states = analysis._states(world)
     sponsors = set(states.loc[states["sponsor"], "id"].astype(str))
-    fig, panels = _axes_grid(len(dates), axes, ncols=3, panel=(4.6, 4.8))
+    fig, panels = _axes_grid(len(dates), axes, ncols=3, panel=(4.6, 4.6 * _NET_Y / _NET_X + 0.3))
     single = events[events["run_id"] == run]
     depth_handles: dict[int, Line2D] = {}
     show_names = len(positions) <= 60
@@ -631,45 +817,13 @@ def plot_network(
                 [], [], color=colour, linewidth=2, label=f"Depth {int(depth)}"
             )
         parties = set(live["state"]) | set(live["partner"].dropna())
-        for sid, (x, y) in positions.items():
-            if sid in sponsors:
-                ax.scatter(
-                    [x],
-                    [y],
-                    marker="*",
-                    s=260,
-                    color=OKABE_ITO["orange"],
-                    edgecolors="black",
-                    linewidths=0.8,
-                    zorder=3,
-                )
-            else:
-                face = "#333333" if sid in parties else "#FFFFFF"
-                ax.scatter(
-                    [x], [y], s=36, color=face, edgecolors="#333333", linewidths=0.8, zorder=2
-                )
-            if show_names:
-                lift = 9 if sid in sponsors else 5
-                ax.annotate(
-                    sid,
-                    (x, y),
-                    xytext=(0, lift),
-                    textcoords="offset points",
-                    fontsize=6.5,
-                    ha="center",
-                    color="#222222",
-                    zorder=4,
-                )
-        for region, (x, y, angle) in region_labels.items():
-            ha = (
-                "left" if math.cos(angle) > 0.3 else "right" if math.cos(angle) < -0.3 else "center"
-            )
-            ax.text(x, y, region, fontsize=7.5, ha=ha, va="center", color="#555555", style="italic")
+        _draw_states(ax, positions, outward, sponsors, parties, show_names)
+        _draw_region_labels(ax, region_labels)
         noun = "agreement" if len(live) == 1 else "agreements"
         ax.set_title(f"{int(date)}: {len(live)} {noun} in force", fontsize=_TITLE_SIZE)
         ax.set_aspect("equal")
-        ax.set_xlim(-1.95, 1.95)
-        ax.set_ylim(-1.75, 1.75)
+        ax.set_xlim(-_NET_X, _NET_X)
+        ax.set_ylim(-_NET_Y, _NET_Y)
         ax.set_axis_off()
     handles: list[Any] = [depth_handles[d] for d in sorted(depth_handles)]
     handles.append(
@@ -709,24 +863,49 @@ def _binned(values: pd.Series, max_levels: int = 12) -> pd.Series:
     return cut.map(lambda iv: float(iv.mid)).astype(float)
 
 
+_METRIC_NAMES: dict[str, str] = {
+    "final_share": "share of states holding at end",
+    "final_agreements": "agreements in force at end",
+    "final_beyond_sponsor": "in force beyond sponsor dyads at end",
+    "t10": "year 10 % of states reached",
+    "t50": "year 50 % of states reached",
+    "auc": "area under share curve (share-years)",
+    "max_depth": "maximum chain depth",
+    "spillover_ratio": "spillover ratio (beyond sponsor / all)",
+    "hr_exposed_share": "share of agreements with low-rights partners",
+}
+
+
 def metric_label(metric: str, world: Mapping[str, Any] | None = None) -> str:
     """Readable label for a summary column such as ``'readmission:t50'``."""
-    names = {
-        "final_share": "share of states holding at end",
-        "final_agreements": "agreements in force at end",
-        "final_beyond_sponsor": "in force beyond sponsor dyads at end",
-        "t10": "year 10 % of states reached",
-        "t50": "year 50 % of states reached",
-        "auc": "area under share curve (share-years)",
-        "max_depth": "Maximum chain depth",
-        "spillover_ratio": "Spillover ratio (beyond sponsor / all)",
-        "hr_exposed_share": "Share of agreements with low-rights partners",
-    }
     if ":" in metric:
         mech, name = metric.rsplit(":", 1)
         label = _label(world, mech) if world is not None else mech
-        return f"{label}: {names.get(name, name)}"
-    return names.get(metric, metric)
+        return f"{label}: {_METRIC_NAMES.get(name, name)}"
+    return _metric_axis_label(metric)
+
+
+def _metric_axis_label(metric: str) -> str:
+    """The measure of a summary column without its mechanism, capitalised (an axis label)."""
+    name = metric.rsplit(":", 1)[-1]
+    text = _METRIC_NAMES.get(name, name)
+    return text[:1].upper() + text[1:]
+
+
+def _metric_owner(metric: str, world: Mapping[str, Any] | None) -> str:
+    """What a summary column describes: its mechanism's label, or the run as a whole."""
+    if ":" not in metric:
+        return "Run summary"
+    mech = metric.rsplit(":", 1)[0]
+    return _label(world, mech) if world is not None else mech
+
+
+def _runs_per_x(frame: pd.DataFrame, binned: bool) -> str:
+    """``'100 runs per point'`` (or a range when the points differ) for a sweep panel."""
+    counts = frame.groupby("x").size()
+    low, high = int(counts.min()), int(counts.max())
+    n = f"{low}" if low == high else f"{low}-{high}"
+    return f"{n} runs per {'bin' if binned else 'point'}"
 
 
 def plot_sweep_response(
@@ -735,12 +914,15 @@ def plot_sweep_response(
     metric: str,
     world: Mapping[str, Any] | None = None,
     ax: Axes | None = None,
+    legend: bool = True,
 ) -> Figure:
     """A summary metric against one swept parameter: median and 50 % / 90 % bands over runs.
 
     ``summary`` is ``summarise_runs`` joined with the runs table's ``param:<path>`` columns;
     ``param`` may be given with or without the ``param:`` prefix. With more than 12 distinct
     values (random designs), values are grouped into 10 equal-width bins (bin centres on x).
+    The title gives the number of runs per point; ``legend=False`` leaves the legend to the
+    caller (one per figure).
     """
     column = param if param.startswith("param:") else f"param:{param}"
     fig, ax = _single_ax(ax, size=(5.5, 3.8))
@@ -750,11 +932,16 @@ def plot_sweep_response(
     draw_bands(ax, table, SERIES_COLOURS[0], "Median", x="x")
     ax.plot(table["x"], table["median"], "o", color=SERIES_COLOURS[0], markersize=4)
     ax.set_xlabel(column.removeprefix("param:"))
-    ax.set_ylabel(metric.rsplit(":", 1)[-1])
+    ax.set_ylabel(_metric_axis_label(metric))
     ax.grid(True, color="#E5E5E5", linewidth=0.6)
-    handles, _ = ax.get_legend_handles_labels()
-    ax.legend(handles=handles + _band_legend_handles(), fontsize=8)
-    ax.set_title(f"{metric_label(metric, world)}\n({len(frame)} runs)", fontsize=_TITLE_SIZE)
+    ax.set_axisbelow(True)
+    if legend:
+        ax.legend(*legend_entries(ax), handler_map=SPLIT_SWATCH, fontsize=8)
+    binned = frame[column].nunique() != frame["x"].nunique()
+    ax.set_title(
+        f"{_title(_metric_owner(metric, world), 40)}\n({_runs_per_x(frame, binned)})",
+        fontsize=_TITLE_SIZE,
+    )
     return fig
 
 
@@ -793,7 +980,7 @@ def plot_sweep_heatmap(
                 )
     ax.set_xlabel(cx.removeprefix("param:"))
     ax.set_ylabel(cy.removeprefix("param:"))
-    fig.colorbar(mesh, ax=ax, label=f"Mean {metric.rsplit(':', 1)[-1]}")
+    fig.colorbar(mesh, ax=ax, label=f"Mean {_metric_axis_label(metric).lower()}")
     ax.set_title(
         f"{metric_label(metric, world)}\n(mean of {len(frame)} runs)", fontsize=_TITLE_SIZE
     )
@@ -831,9 +1018,12 @@ def plot_comparison(
         ax.set_ylabel(f"{_unit_label(kinds[mech])} (count)")
         ax.set_ylim(bottom=0)
         _year_axis(ax, world)
-        handles, _ = ax.get_legend_handles_labels()
         ax.legend(
-            handles=handles + _band_legend_handles(), loc="upper left", fontsize=8, framealpha=0.9
+            *legend_entries(ax),
+            handler_map=SPLIT_SWATCH,
+            loc="upper left",
+            fontsize=8,
+            framealpha=0.9,
         )
     fig.suptitle(title or f"Scenario comparison: in force, {what}")
     return fig

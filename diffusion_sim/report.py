@@ -22,7 +22,15 @@ from matplotlib.figure import Figure
 
 from diffusion_sim import analysis, plots
 
-__all__ = ["KINDS", "Results", "applicable_kinds", "plot_results", "read_results", "save_figure"]
+__all__ = [
+    "FORMATS",
+    "KINDS",
+    "Results",
+    "applicable_kinds",
+    "plot_results",
+    "read_results",
+    "save_figure",
+]
 
 log = logging.getLogger(__name__)
 
@@ -143,15 +151,75 @@ def applicable_kinds(results: Results) -> list[str]:
     return [k for k in KINDS if ok[k]]
 
 
+#: Figure file formats the commands document and accept.
+FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
+
+
 def _check_formats(formats: Sequence[str]) -> list[str]:
-    supported = Figure().canvas.get_supported_filetypes()
+    """The formats, lower-cased; ``ValueError`` for any outside :data:`FORMATS`."""
     chosen = [f.lower().lstrip(".") for f in formats]
-    bad = [f for f in chosen if f not in supported]
+    bad = [f for f in chosen if f not in FORMATS]
     if bad or not chosen:
         raise ValueError(
-            f"unknown figure format(s) {bad or list(formats)}; choose from {sorted(supported)}"
+            f"unknown figure format(s) {bad or list(formats)}; choose from {', '.join(FORMATS)}"
         )
     return chosen
+
+
+def _id_ranges(ids: Sequence[int], limit: int = 6) -> str:
+    """Sorted ids as ranges, e.g. ``0-4, 7, 9-199``; at most ``limit`` ranges, then ``...``."""
+    spans: list[list[int]] = []
+    for i in sorted(set(ids)):
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    if not spans:
+        return "none"
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in spans[:limit]]
+    return ", ".join(parts) + (", ..." if len(spans) > limit else "")
+
+
+def _check_network_dates(results: Results, dates: Sequence[float]) -> None:
+    """``ValueError`` unless every date falls in a simulated step of the window."""
+    start = float(results.world["time"]["start"])
+    steps = int(results.world["time"]["steps"])
+    bad = [d for d in dates if not start <= float(d) < start + steps]
+    if bad:
+        raise ValueError(
+            f"network date(s) {', '.join(f'{d:g}' for d in bad)} outside the simulated window "
+            f"{start:g}-{start + steps - 1:g} (a date must satisfy "
+            f"{start:g} <= date < {start + steps:g})"
+        )
+
+
+def _check_network_run(results: Results, run: int) -> None:
+    """``ValueError`` unless ``run`` is an ok run whose events were read."""
+    drawn = analysis.run_index(results.events, results.runs)["run_id"].astype(int).tolist()
+    if run in drawn:
+        return
+    choose = f"choose one of the runs drawn: {_id_ranges(drawn)}"
+    if results.runs is None:
+        raise ValueError(f"run {run} has no events in {results.path}; {choose}")
+    listed = results.runs[results.runs["run_id"] == run]
+    if not listed.empty:  # kept by read_results although not drawn: a run that is not ok
+        status = listed["status"].iloc[0]
+        error = listed["error"].iloc[0] if "error" in listed else None
+        raise ValueError(
+            f"run {run} is not an ok run (status {status!r}: {error or 'no error recorded'}); "
+            f"{choose}"
+        )
+    every = pd.read_parquet(results.path / "runs.parquet", columns=["run_id"])["run_id"]
+    ids = every.astype(int).tolist()
+    if run not in ids:
+        also = f"; {choose}" if sorted(ids) != drawn else ""
+        raise ValueError(
+            f"run {run} is not in {results.path}: its run ids are {_id_ranges(ids)}{also}"
+        )
+    raise ValueError(
+        f"run {run} is not among the {len(drawn)} runs whose events were read (large "
+        f"batches are drawn from the first replicates of every sweep point); {choose}"
+    )
 
 
 def save_figure(fig: Figure, stem: Path, formats: Sequence[str], dpi: int = 150) -> list[Path]:
@@ -173,6 +241,32 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "param"
 
 
+def _sweep_response_figure(
+    results: Results, summary: pd.DataFrame, param: str, metrics: Sequence[str]
+) -> Figure:
+    """One response panel per metric (at most three a row) and one legend below them."""
+    cols = min(len(metrics), 3)
+    rows = -(-len(metrics) // 3)
+    fig = Figure(figsize=(4.6 * cols, 3.6 * rows + 0.7), layout="constrained")
+    grid = fig.subplots(rows, cols, squeeze=False)
+    for ax in grid.ravel()[len(metrics) :]:
+        ax.set_visible(False)
+    for ax, metric in zip(grid.ravel(), metrics, strict=False):
+        plots.plot_sweep_response(summary, param, metric, results.world, ax=ax, legend=False)
+    handles, labels = plots.legend_entries(grid.ravel()[0])
+    fig.legend(
+        handles,
+        labels,
+        handler_map=plots.SPLIT_SWATCH,
+        loc="outside lower center",
+        ncols=len(labels),
+        fontsize=9,
+    )
+    pooled = " (other swept parameters pooled)" if len(results.sweep_parameters) > 1 else ""
+    fig.suptitle(f"Sweep response to {param}{pooled}: {results.scenario}")
+    return fig
+
+
 def _sweep_figures(results: Results) -> list[tuple[str, Figure]]:
     assert results.runs is not None
     params = results.sweep_parameters
@@ -190,19 +284,10 @@ def _sweep_figures(results: Results) -> list[tuple[str, Figure]]:
     else:
         summary = analysis.summarise_runs(results.events, results.world, results.runs)
         summary = summary.merge(runs[keep], on="run_id", how="left")
-    figures = []
-    for param in params:
-        fig = Figure(
-            figsize=(4.6 * min(len(metrics), 3), 3.9 * -(-len(metrics) // 3)), layout="constrained"
-        )
-        grid = fig.subplots(-(-len(metrics) // 3), min(len(metrics), 3), squeeze=False)
-        for ax in grid.ravel()[len(metrics) :]:
-            ax.set_visible(False)
-        for ax, metric in zip(grid.ravel(), metrics, strict=False):
-            plots.plot_sweep_response(summary, param, metric, results.world, ax=ax)
-        pooled = " (other swept parameters pooled)" if len(params) > 1 else ""
-        fig.suptitle(f"Sweep response to {param}{pooled}: {results.scenario}")
-        figures.append((f"sweep_{_slug(param)}", fig))
+    figures = [
+        (f"sweep_{_slug(param)}", _sweep_response_figure(results, summary, param, metrics))
+        for param in params
+    ]
     if len(params) >= 2:
         fig = plots.plot_sweep_heatmap(
             summary, params[0], params[1], "spillover_ratio", results.world
@@ -226,7 +311,7 @@ def plot_results(
             with more than one region, human-rights exposure and network with a bilateral
             mechanism, sweep with swept parameters). A requested kind that does not apply is
             skipped with a log message.
-        formats: file formats matplotlib can write (``png``, ``svg``, ``pdf``, ...).
+        formats: file formats from :data:`FORMATS` (``png``, ``svg``, ``pdf``).
         network_dates: calendar dates of the network panels (default: a third, two thirds
             and the end of the window).
         network_run: the run drawn in the network picture (default: the run with the median
@@ -236,7 +321,9 @@ def plot_results(
         The files written, in drawing order.
 
     Raises:
-        ValueError: an unknown kind or format (the message lists the valid ones).
+        ValueError: an unknown kind or format (the message lists the valid ones), a network
+            date outside the simulated window, or a network run that does not exist, failed
+            or was not read (the message gives the window or the valid run ids).
     """
     if kinds is not None:
         unknown = [k for k in kinds if k not in KINDS]
@@ -244,6 +331,10 @@ def plot_results(
             raise ValueError(f"unknown plot kind(s) {unknown}; valid kinds: {', '.join(KINDS)}")
     _check_formats(formats)
     results = read_results(Path(results_dir))
+    if network_dates is not None:
+        _check_network_dates(results, network_dates)
+    if network_run is not None:
+        _check_network_run(results, int(network_run))
     applicable = applicable_kinds(results)
     wanted = list(dict.fromkeys(kinds)) if kinds is not None else applicable
     ev, world, runs = results.events, results.world, results.runs

@@ -15,8 +15,9 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
-from fakes import synthetic_events, synthetic_world, tiny_events, tiny_world
+from fakes import event, events_frame, synthetic_events, synthetic_world, tiny_events, tiny_world
 from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
@@ -184,7 +185,7 @@ def test_sweep_response_bands():
     ax = fig.axes[0]
     assert _polys(ax) == 2
     assert ax.get_xlabel() == "x.a"
-    assert "24 runs" in ax.get_title()
+    assert "8 runs per point" in ax.get_title()
 
 
 def test_sweep_heatmap_cells_and_colourbar():
@@ -221,3 +222,96 @@ def test_importing_plotting_modules_selects_no_backend():
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_sweep_response_labels_and_runs_per_point(world):
+    """Readable y label and mechanism title, runs counted per point (a range when they
+    differ), grid drawn below the bands."""
+    summary = _sweep_summary().rename(columns={"m": "readmission:final_agreements"})
+    fig = P.plot_sweep_response(summary.iloc[1:], "x.a", "readmission:final_agreements", world)
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "Agreements in force at end"
+    assert ax.get_title() == "Readmission agreement\n(7-8 runs per point)"
+    assert ax.get_axisbelow() is True
+
+
+def test_band_legend_swatches_take_the_series_colours(world, events):
+    """The band entries of a two-series legend are split swatches in the two series' colours,
+    the 50 % one as opaque as the 50 % band drawn over the 90 % band."""
+    ax = P.plot_spillover(events, world).axes[0]
+    handles, labels = P.legend_entries(ax)
+    inner, outer = handles[labels.index("50 % of runs")], handles[labels.index("90 % of runs")]
+    series = [to_hex(P.SERIES_COLOURS[0]), to_hex(P.SERIES_COLOURS[1])]
+    assert [to_hex(h.get_facecolor(), keep_alpha=False) for h in inner] == series
+    assert [to_hex(h.get_facecolor(), keep_alpha=False) for h in outer] == series
+    assert inner[0].get_facecolor()[3] == pytest.approx(1 - 0.65 * 0.85)
+
+
+def test_depth_merges_depths_too_rare_to_show_and_uses_integer_ticks():
+    """Depths reached in 1 of 8 runs (no visible band) are added into the deepest depth with
+    a band, titled "Depth ≥ k"; y ticks are whole numbers."""
+    world = tiny_world()
+    rows = []
+    for run in range(8):
+        rows.append(
+            event(
+                world,
+                run_id=run,
+                step=1,
+                mechanism="readmission",
+                state="EU27",
+                partner="RUS",
+                exogenous=True,
+                depth=1,
+            )
+        )
+        if run < 6:
+            rows.append(
+                event(
+                    world,
+                    run_id=run,
+                    step=2,
+                    mechanism="readmission",
+                    state="RUS",
+                    partner="KAZ",
+                    depth=2,
+                )
+            )
+    rows.append(event(world, run_id=0, step=3, mechanism="visa", state="KAZ", depth=3))
+    rows.append(event(world, run_id=1, step=3, mechanism="visa", state="RUS", depth=5))
+    fig = P.plot_depth(events_frame(rows), world)
+    axes = _visible(fig)
+    assert [ax.get_title() for ax in axes] == ["Depth 1", "Depth ≥ 2"]
+    assert all(float(t).is_integer() for ax in axes for t in ax.get_yticks())
+
+
+def test_hr_exposure_flow_axis_states_its_scale(world, events):
+    """Flows in the millions: plain tick labels, the scale in the axis label, no offset."""
+    fig = P.plot_hr_exposure(events.assign(return_flow=events["return_flow"] * 1e6), world)
+    flow = _visible(fig)[2]
+    fig.canvas.draw()
+    assert flow.get_ylabel() == "Return flow covered (millions of flow units)"
+    assert flow.yaxis.get_offset_text().get_text() == ""
+    ticks = [float(t.get_text()) for t in flow.get_yticklabels()]
+    assert 14 <= max(ticks) < 20  # 14 million covered at most: EU27-RUS 10 and RUS-KAZ 4
+
+
+def test_network_depth_colours_are_not_mechanism_colours(world, events):
+    """Edges use the depth scale, never the colours that mean a mechanism elsewhere."""
+    fig = P.plot_network(events, world, run_id=0, dates=[2002])
+    ax = _visible(fig)[0]
+    colours = {to_hex(c.get_colors()[0]) for c in ax.collections if isinstance(c, LineCollection)}
+    assert colours == {P.DEPTH_COLOURS[0].lower(), P.DEPTH_COLOURS[1].lower()}
+    assert not colours & {to_hex(c) for c in P.SERIES_COLOURS[:2]}
+
+
+def test_regions_ordered_by_final_share(world, events):
+    """Panels follow the mean final share holding the first mechanism, not world order."""
+    world = {**world, "regions": ["Central Asia", "Russia", "Europe"]}
+    fig = P.plot_regions(events, world)
+    assert [ax.get_title() for ax in _visible(fig)] == [
+        "Europe (1 state)",
+        "Russia (1 state)",
+        "Central Asia (1 state)",
+    ]
+    assert "ordered by their mean final share" in fig.get_suptitle()

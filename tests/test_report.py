@@ -23,7 +23,7 @@ from fakes import (
 )
 
 from diffusion_sim.compare import compare_results
-from diffusion_sim.report import KINDS, plot_results, read_results
+from diffusion_sim.report import KINDS, _check_network_run, plot_results, read_results
 
 SWEEP = "diffusion.channels.emulation.weight"
 
@@ -153,3 +153,49 @@ def test_read_results_draws_events_from_a_bounded_number_of_runs(tmp_path):
     assert len(runs) == 3
     chosen = bounded.runs.set_index("run_id").loc[runs]
     assert sorted(chosen["point"]) == [0, 1, 2] and set(chosen["replicate"]) == {0}
+
+
+def test_format_outside_the_documented_ones_is_rejected(tmp_path):
+    """jpg (which matplotlib could write) is refused: only png, svg and pdf are documented."""
+    folder = _folder(tmp_path)
+    with pytest.raises(ValueError, match=r"'jpg'.*choose from png, svg, pdf"):
+        plot_results(folder, kinds=["buildup"], formats=["jpg"])
+    assert not (folder / "plots").exists()
+
+
+def test_network_run_that_does_not_exist_lists_the_run_ids(tmp_path):
+    """A run id beyond the batch is a ValueError giving the range of run ids."""
+    folder = _folder(tmp_path)
+    with pytest.raises(ValueError, match=r"run 9999 is not in .*run ids are 0-5"):
+        plot_results(folder, kinds=["network"], network_run=9999)
+
+
+def test_network_run_that_failed_is_named(tmp_path):
+    """A failed run is refused with its status and error, and the ok runs are listed."""
+    folder = _folder(tmp_path)
+    runs = pd.read_parquet(folder / "runs.parquet")
+    runs.loc[runs["run_id"] == 2, ["status", "error"]] = ["failed", "boom"]
+    runs.to_parquet(folder / "runs.parquet", index=False)
+    with pytest.raises(
+        ValueError, match=r"run 2 is not an ok run \(status 'failed': boom\).*0-1, 3-5"
+    ):
+        plot_results(folder, kinds=["network"], network_run=2)
+
+
+def test_network_run_whose_events_were_not_read(tmp_path):
+    """An ok run left out by the bound on runs read is refused, naming the runs drawn."""
+    folder = _folder(tmp_path, sweep=True)
+    bounded = read_results(folder, max_runs=4)  # runs 0, 2 and 4: one replicate per point
+    with pytest.raises(ValueError, match=r"run 1 is not among the 3 runs.*drawn: 0, 2, 4"):
+        _check_network_run(bounded, 1)
+    _check_network_run(bounded, 2)
+
+
+def test_network_dates_outside_the_window_are_rejected(tmp_path):
+    """Dates before the start or after the last step give the simulated window; the last
+    step's year (any date inside it) is accepted."""
+    folder = _folder(tmp_path, steps=12)
+    with pytest.raises(ValueError, match=r"1990, 2030 outside the simulated window 2000-2011"):
+        plot_results(folder, kinds=["network"], network_dates=[1990, 2005, 2030])
+    written = plot_results(folder, kinds=["network"], network_dates=[2000, 2011.5], network_run=0)
+    assert [p.name for p in written] == ["network.png"]
