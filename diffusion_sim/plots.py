@@ -872,7 +872,7 @@ _METRIC_NAMES: dict[str, str] = {
     "auc": "area under share curve (share-years)",
     "max_depth": "maximum chain depth",
     "spillover_ratio": "spillover ratio (beyond sponsor / all)",
-    "hr_exposed_share": "share of agreements with low-rights partners",
+    "hr_exposed_share": "share of agreements with a low-rights party",
 }
 
 
