@@ -89,13 +89,16 @@ def validate(
 def _batch_overrides(
     replicates: int | None, seed: int | None, steps: int | None, set_: list[str] | None
 ) -> list[str]:
-    out = list(set_ or [])
-    if replicates is not None:
-        out.append(f"runs.replicates={replicates}")
-    if seed is not None:
-        out.append(f"runs.seed={seed}")
-    if steps is not None:
-        out.append(f"time.steps={steps}")
+    from .loader import Override
+
+    out: list[str] = list(set_ or [])
+    for path, value, option in (
+        ("runs.replicates", replicates, "--replicates"),
+        ("runs.seed", seed, "--seed"),
+        ("time.steps", steps, "--steps"),
+    ):
+        if value is not None:
+            out.append(Override(path, value, option))
     return out
 
 

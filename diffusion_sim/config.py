@@ -697,12 +697,17 @@ class Sweep(_Frozen):
     """Dotted path -> list of values (grid) or `{low, high}` (sampling methods)."""
 
 
+#: Figure file formats (scenario ``outputs.formats``, and ``--format`` of the commands).
+FigureFormat = Literal["png", "svg", "pdf"]
+FIGURE_FORMATS: tuple[str, ...] = typing.get_args(FigureFormat)
+
+
 class Outputs(_Frozen):
     """Plotting and analysis options."""
 
     plots: bool = True
     """Whether `run` draws plots."""
-    formats: Annotated[list[Literal["png", "svg", "pdf"]], Field(min_length=1)] = ["png"]
+    formats: Annotated[list[FigureFormat], Field(min_length=1)] = ["png"]
     """Figure formats."""
     hr_threshold: Unit = 0.4
     """Human-rights level below which a partner counts as a low-protection state."""

@@ -44,6 +44,7 @@ from diffusion_sim.errors import Problem, ScenarioError
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "Override",
     "apply_overrides",
     "dump_scenario",
     "load_scenario",
@@ -55,6 +56,7 @@ __all__ = [
 
 ROOT = "<root>"
 OVERRIDE_FILE = "--set"
+
 #: Upper bound on YAML nodes after alias expansion (guards against alias bombs).
 MAX_NODES = 2_000_000
 #: Upper bound on YAML nesting depth.
@@ -65,6 +67,29 @@ MAX_SWEEP_CHECKS = 50
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class Override(str):
+    """A ``dotted.path=value`` override set by a dedicated command-line option rather than
+    ``--set`` (``--replicates 0`` is ``runs.replicates=0``): a problem with it names that
+    option. Otherwise an ordinary override string."""
+
+    option: str
+    value_text: str
+
+    def __new__(cls, path: str, value: object, option: str) -> Override:
+        self = super().__new__(cls, f"{path}={value}")
+        self.option = option
+        self.value_text = str(value)
+        return self
+
+
+def _origin(text: str) -> str:
+    """How an override was given, as a problem report names it: ``--set path=value`` or
+    ``--replicates 0``."""
+    if isinstance(text, Override):
+        return f"{text.option} {text.value_text}"
+    return f"{OVERRIDE_FILE} {text}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,7 +132,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
     data = copy.deepcopy(dict(raw))
     parsed, problems = _parse_overrides(overrides)
     _done, failed = _apply(data, parsed)
-    problems.extend(_override_problem(path, message) for path, _value, message in failed)
+    problems.extend(_override_problem(path, message, origin) for path, _, origin, message in failed)
     if problems:
         raise ScenarioError(problems)
     return data
@@ -124,8 +149,8 @@ def override_scenario(scenario: Scenario, values: Mapping[str, Any]) -> Scenario
         ScenarioError: when a path does not exist or the result is not valid.
     """
     data = _plain(scenario.model_dump(exclude_none=True))
-    done, failed = _apply(data, list(values.items()))
-    problems = [_override_problem(path, message) for path, _value, message in failed]
+    done, failed = _apply(data, [(k, v, _origin(f"{k}={v!r}")) for k, v in values.items()])
+    problems = [_override_problem(path, message) for path, _, _, message in failed]
     if problems:
         raise ScenarioError(problems)
     ctx = _Context(file=f"<{scenario.name}>", overridden=dict(done))
@@ -220,9 +245,9 @@ def _load(
     base = Path(display).parent
     problems.extend(_inline_csv(raw, base, ctx))
     if pending:
-        done, failed = _apply(raw, [(p, v) for p, v, _ in pending])
+        done, failed = _apply(raw, [(p, v, origin) for p, v, origin, _ in pending])
         ctx.overridden.update(done)
-        problems.extend(_override_problem(p, message) for p, _v, message in failed)
+        problems.extend(_override_problem(p, message, origin) for p, _, origin, message in failed)
 
     scenario, more = _validate(raw, ctx)
     problems.extend(more)
@@ -233,7 +258,7 @@ def _load(
 
 def _sorted(problems: list[Problem]) -> list[Problem]:
     unique = list(dict.fromkeys(problems))
-    return sorted(unique, key=lambda p: (p.file != OVERRIDE_FILE, p.file, p.line or 0))
+    return sorted(unique, key=lambda p: (not p.file.startswith("--"), p.file, p.line or 0))
 
 
 def _kind(value: Any) -> str:
@@ -372,53 +397,57 @@ def _short(exc: BaseException) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _override_problem(path: str, message: str) -> Problem:
-    return Problem(OVERRIDE_FILE, None, path or ROOT, message)
+def _override_problem(path: str, message: str, origin: str = OVERRIDE_FILE) -> Problem:
+    """A problem with an override, reported under the option that set it."""
+    return Problem(origin.split(" ", 1)[0], None, path or ROOT, message)
 
 
-def _parse_overrides(overrides: Sequence[str]) -> tuple[list[tuple[str, Any]], list[Problem]]:
-    parsed: list[tuple[str, Any]] = []
+def _parse_overrides(
+    overrides: Sequence[str],
+) -> tuple[list[tuple[str, Any, str]], list[Problem]]:
+    """(path, value, origin) of each ``dotted.path=value`` override; the value is parsed as
+    YAML."""
+    parsed: list[tuple[str, Any, str]] = []
     problems: list[Problem] = []
     for text in overrides:
+        origin = _origin(text)
         path, sep, value_text = str(text).partition("=")
         path = path.strip()
         if not sep or not path:
-            problems.append(_override_problem(path, f"expected dotted.path=value, got {text!r}"))
+            problems.append(
+                _override_problem(path, f"expected dotted.path=value, got {str(text)!r}", origin)
+            )
             continue
         try:
             value = yaml.safe_load(value_text)
-        except yaml.YAMLError as exc:
+        except Exception as exc:  # yaml.YAMLError, or a constructor's own error
             problems.append(
-                _override_problem(path, f"cannot parse value {value_text!r}: {_short(exc)}")
+                _override_problem(path, f"cannot parse value {value_text!r}: {_short(exc)}", origin)
             )
             continue
-        except Exception as exc:
-            problems.append(
-                _override_problem(path, f"cannot parse value {value_text!r}: {_short(exc)}")
-            )
-            continue
-        parsed.append((path, value))
+        parsed.append((path, value, origin))
     return parsed, problems
 
 
 def _apply(
-    data: dict[str, Any], overrides: Sequence[tuple[str, Any]]
-) -> tuple[dict[Loc, str], list[tuple[str, Any, str]]]:
-    """Apply parsed overrides in place; returns (loc -> override text, failed ones)."""
+    data: dict[str, Any], overrides: Sequence[tuple[str, Any, str]]
+) -> tuple[dict[Loc, str], list[tuple[str, Any, str, str]]]:
+    """Apply parsed (path, value, origin) overrides in place; returns (loc -> origin, failed
+    ones as (path, value, origin, message))."""
     done: dict[Loc, str] = {}
-    failed: list[tuple[str, Any, str]] = []
-    for path, value in overrides:
+    failed: list[tuple[str, Any, str, str]] = []
+    for path, value, origin in overrides:
         parts = path.split(".")
         if any(not p for p in parts):
-            failed.append((path, value, "empty component in path"))
+            failed.append((path, value, origin, "empty component in path"))
             continue
         found, error = resolve_path(data, parts, create=True)
         if found is None:
-            failed.append((path, value, error or "no such parameter"))
+            failed.append((path, value, origin, error or "no such parameter"))
             continue
         loc, container, key = found
         container[key] = copy.deepcopy(value)
-        done[loc] = f"{path}={value!r}"
+        done[loc] = origin
         log.info("override %s = %r", path, value)
     return done, failed
 
@@ -723,7 +752,7 @@ def _check_sweep_values(raw: dict[str, Any], scenario: Scenario, ctx: _Context) 
         candidates = [values.low, values.high] if isinstance(values, Range) else list(values)
         for value in candidates[:MAX_SWEEP_CHECKS]:
             data = copy.deepcopy(base)
-            _done, failed = _apply(data, [(path, value)])
+            _done, failed = _apply(data, [(path, value, _origin(path))])
             if failed:
                 break  # the path itself is reported by check_parts
             sub = _Context(file=ctx.file)
@@ -747,11 +776,9 @@ def _problem(ctx: _Context, loc: Loc, message: str) -> Problem:
     """A Problem for a location: its line, the override that set it, or its CSV row."""
     for n in range(len(loc), 0, -1):
         if loc[:n] in ctx.overridden:
+            origin = ctx.overridden[loc[:n]]
             return Problem(
-                OVERRIDE_FILE,
-                None,
-                format_loc(loc),
-                f"{message} (from --set {ctx.overridden[loc[:n]]})",
+                origin.split(" ", 1)[0], None, format_loc(loc), f"{message} (from {origin})"
             )
     file, line = _line_of(ctx, loc)
     path = format_loc(loc)

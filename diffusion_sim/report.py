@@ -21,6 +21,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from diffusion_sim import analysis, plots
+from diffusion_sim.config import FIGURE_FORMATS
 
 __all__ = [
     "FORMATS",
@@ -151,8 +152,8 @@ def applicable_kinds(results: Results) -> list[str]:
     return [k for k in KINDS if ok[k]]
 
 
-#: Figure file formats the commands document and accept.
-FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
+#: Figure file formats the commands document and accept (the scenario schema's).
+FORMATS = FIGURE_FORMATS
 
 
 def _check_formats(formats: Sequence[str]) -> list[str]:

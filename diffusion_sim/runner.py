@@ -720,7 +720,12 @@ def start_manifest(
 def finish_manifest(
     manifest: dict[str, Any], report: BatchReport, status_counts: Mapping[str, int]
 ) -> dict[str, Any]:
-    """The manifest of a finished batch: end time, timings, run status counts."""
+    """The manifest of a finished batch: end time, timings, run status counts. An earlier
+    session that never finished (the process was killed) is marked ``interrupted``; its
+    time is unknown, so the batch's ``wall_seconds`` counts the finished sessions only."""
+    for earlier in manifest["sessions"][:-1]:
+        if "finished" not in earlier:
+            earlier["interrupted"] = True
     session = manifest["sessions"][-1]
     session |= {
         "finished": now(),

@@ -257,7 +257,12 @@ def test_sigkill_mid_batch_then_rerun_completes_identically(tmp_path):
     assert cli_process(*args, "--out", whole).returncode == 0
     assert_same_tables(folder, batch_folder(whole))
     assert not list(folder.rglob("*.tmp"))
-    assert json.loads((folder / "manifest.json").read_text())["run_status"]["ok"] == 160
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["run_status"]["ok"] == 160
+    killed_session, resumed_session = manifest["sessions"]
+    assert killed_session.get("interrupted") is True and "wall_seconds" not in killed_session
+    assert "interrupted" not in resumed_session
+    assert manifest["wall_seconds"] == resumed_session["wall_seconds"]
 
 
 @pytest.mark.parametrize(

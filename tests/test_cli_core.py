@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from helpers import ROOT, SCENARIOS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -86,6 +87,24 @@ def test_set_override_is_validated(tmp_path):
     )
     assert result.returncode == 2
     assert "runs.replicates" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "minimal").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "path"),
+    [
+        ("--replicates", "0", "runs.replicates"),
+        ("--steps", "0", "time.steps"),
+        ("--seed", "-1", "runs.seed"),
+    ],
+)
+def test_dedicated_option_is_named_in_its_problem(tmp_path, option, value, path):
+    """A bad --replicates/--steps/--seed is reported under that option, not as a --set."""
+    result = cli("run", "scenarios/minimal.yaml", option, value, "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert f"{option}: {path}:" in result.stderr
+    assert f"(from {option} {value})" in result.stderr
+    assert "--set" not in result.stderr
     assert not (tmp_path / "minimal").exists()
 
 
