@@ -752,7 +752,7 @@ def _check_sweep_values(raw: dict[str, Any], scenario: Scenario, ctx: _Context) 
         candidates = [values.low, values.high] if isinstance(values, Range) else list(values)
         for value in candidates[:MAX_SWEEP_CHECKS]:
             data = copy.deepcopy(base)
-            _done, failed = _apply(data, [(path, value, _origin(path))])
+            _done, failed = _apply(data, [(path, value, _origin(f"{path}={value!r}"))])
             if failed:
                 break  # the path itself is reported by check_parts
             sub = _Context(file=ctx.file)
