@@ -22,7 +22,11 @@ app = typer.Typer(
 
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a scenario field: dotted.path=value (repeatable)."),
+    typer.Option(
+        "--set",
+        help="Override a scenario field: dotted.path=value (repeatable).",
+        metavar="PATH=VALUE",
+    ),
 ]
 OutOption = Annotated[Path, typer.Option("--out", help="Root folder for results.")]
 WorkersOption = Annotated[
@@ -36,9 +40,9 @@ SchedulerOption = Annotated[
     str | None, typer.Option(help="Address of a Dask scheduler (tcp://HOST:PORT).")
 ]
 ResumeOption = Annotated[
-    bool, typer.Option("--resume/--force", help="Resume a batch, or start it over.")
+    bool, typer.Option("--resume/--force", help="Resume a batch, or start it over.", metavar="")
 ]
-NoPlotsOption = Annotated[bool, typer.Option("--no-plots", help="Skip the figures.")]
+NoPlotsOption = Annotated[bool, typer.Option("--no-plots", help="Skip the figures.", metavar="")]
 
 
 class UserError(Exception):
@@ -298,11 +302,14 @@ def run(
 def sweep(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     grid: Annotated[
-        list[str] | None, typer.Option(help="path=v1,v2,... (repeatable; replaces sweep:).")
+        list[str] | None,
+        typer.Option(help="path=v1,v2,... (repeatable; replaces sweep:).", metavar="GRID"),
     ] = None,
     range_: Annotated[
         list[str] | None,
-        typer.Option("--range", help="path=low:high (repeatable; replaces sweep:)."),
+        typer.Option(
+            "--range", help="path=low:high (repeatable; replaces sweep:).", metavar="RANGE"
+        ),
     ] = None,
     method: Annotated[str | None, typer.Option(help="grid | random | lhs | sobol")] = None,
     samples: Annotated[int | None, typer.Option(help="Points for random/lhs/sobol.")] = None,
@@ -359,9 +366,12 @@ def sweep(
 @app.command()
 def plot(
     results: Annotated[Path, typer.Argument(help="A results folder.")],
-    kind: Annotated[list[str] | None, typer.Option(help="Figure kind (repeatable).")] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option(help="Figure kind (repeatable).", metavar="KIND")
+    ] = None,
     format_: Annotated[
-        list[str] | None, typer.Option("--format", help="png, svg or pdf (repeatable).")
+        list[str] | None,
+        typer.Option("--format", help="png, svg or pdf (repeatable).", metavar="FORMAT"),
     ] = None,
     dates: Annotated[
         str | None,
@@ -402,7 +412,8 @@ def compare(
     labels: Annotated[str | None, typer.Option(help="Comma-separated labels.")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/compare"),
     format_: Annotated[
-        list[str] | None, typer.Option("--format", help="png, svg or pdf (repeatable).")
+        list[str] | None,
+        typer.Option("--format", help="png, svg or pdf (repeatable).", metavar="FORMAT"),
     ] = None,
 ) -> None:
     """Overlay spillover curves of several results folders and tabulate their differences."""
@@ -465,7 +476,9 @@ def calibrate(
     ] = None,
     range_: Annotated[
         list[str] | None,
-        typer.Option("--range", help="path=low:high: search bounds (mle) or prior (abc)."),
+        typer.Option(
+            "--range", help="path=low:high: search bounds (mle) or prior (abc).", metavar="RANGE"
+        ),
     ] = None,
     intervals: Annotated[str, typer.Option(help="mle intervals: wald | profile.")] = "wald",
     draws: Annotated[int, typer.Option(help="abc: prior draws.")] = 1000,
@@ -538,7 +551,8 @@ def sensitivity(
     outcome: Annotated[
         list[str],
         typer.Option(
-            help="Metric column of runs.parquet, e.g. readmission:final_share (repeatable)."
+            help="Metric column of runs.parquet, e.g. readmission:final_share (repeatable).",
+            metavar="METRIC",
         ),
     ],
     method: Annotated[str, typer.Option(help="morris | sobol")] = "morris",
@@ -547,7 +561,9 @@ def sensitivity(
     ] = None,
     range_: Annotated[
         list[str] | None,
-        typer.Option("--range", help="path=low:high (repeatable; else the sweep: ranges)."),
+        typer.Option(
+            "--range", help="path=low:high (repeatable; else the sweep: ranges).", metavar="RANGE"
+        ),
     ] = None,
     samples: Annotated[
         int | None, typer.Option(help="Morris trajectories (10) / Sobol base samples (64).")
@@ -559,7 +575,7 @@ def sensitivity(
     workers: WorkersOption = None,
     scheduler: SchedulerOption = None,
     set_: SetOption = None,
-    resume: Annotated[bool, typer.Option("--resume/--force")] = True,
+    resume: ResumeOption = True,
 ) -> None:
     """Morris or Sobol indices of summary metrics; runs the design as a batch."""
     import matplotlib
