@@ -5,4 +5,4 @@ weighted networks, with a kernel batched over replicates (numpy and numba), YAML
 and Parquet results.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"

@@ -547,6 +547,10 @@ class Flows(_Frozen):
     """Directed layer whose weights are the migration matrix (required when enabled)."""
     deflection: Unit = 0.0
     """Share of every removed flow redirected to the origin's other destinations."""
+    agreements: Literal["both", "requester"] = "both"
+    """Which flows an agreement in force removes: between its parties in `both` directions
+    (readmission obligations bind both parties), or only the flow from the partner into the
+    `requester` (DESIGN.md section 1: an agreement r-s removes e*M_sr)."""
 
 
 class AdoptAction(_Frozen):

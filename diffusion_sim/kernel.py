@@ -155,6 +155,8 @@ class Kernel:
         self.generation_u = np.full((n, r, mu), _INF)
         self.agreement = np.zeros((d, r, mb), dtype=bool)
         self.tcn_step = np.full((d, r, mb), NO_TCN, dtype=np.int32)
+        self.agreement_depth = np.zeros((d, r, mb), dtype=np.int32)  # recorded when revoked
+        self.requested_by_a = np.zeros((d, r, mb), dtype=bool)  # the agreement's orientation
         self.generation_b = np.full((n, r, mb), _INF)
         self.generation_b[w.sponsor] = 0.0
 
@@ -209,8 +211,19 @@ class Kernel:
             self.return_flow: np.ndarray | None = (
                 volume_or_none[self._edge_ab] + volume_or_none[self._edge_ba]
             )
+            # flows.agreements = requester: an agreement cuts only the flow into its requester.
+            # Edge e into dy.a of dyad d reads row d, an edge into dy.b row D + d, of an
+            # agreement array stacked by direction (``_agreements_by_direction``).
+            self._into_requester = fl.agreements == "requester"
+            paired = fl.dyad >= 0
+            into_b = np.zeros(len(fl.dyad), dtype=bool)
+            into_b[paired] = fl.destination[paired] == dy.b[fl.dyad[paired]]
+            self._edge_row = np.where(into_b, fl.dyad + d, fl.dyad)
+            self._flow_into_a = volume_or_none[self._edge_ba]
+            self._flow_into_b = volume_or_none[self._edge_ab]
         else:
             self.return_flow = None  # from the current candidate layer, see _return_flow
+            self._into_requester = False
         self.recorder = _Recorder(np.array([m.index for m in w.mechanisms]))
         # Terms that change only with scheduled events (layers, attributes) are cached until
         # the next such event.
@@ -234,6 +247,14 @@ class Kernel:
                 flow = layer.weights(dy.a, dy.b) + layer.weights(dy.b, dy.a)
             self._static["return_flow"] = flow
         return cast(np.ndarray, self._static["return_flow"])
+
+    def _covered_flow(self, dyad: np.ndarray, a_requests: np.ndarray) -> np.ndarray:
+        """The ``return_flow`` recorded for agreements: the baseline flow they cut, both ways
+        (``_return_flow``), or with ``flows.agreements: requester`` the flow from the partner
+        into the requesting side."""
+        if self.world.flows is None or not self._into_requester:
+            return self._return_flow()[dyad]
+        return np.where(a_requests, self._flow_into_a[dyad], self._flow_into_b[dyad])
 
     def _uniforms(self) -> np.ndarray:
         """Each replicate's fixed-size block of float32 uniforms for this step, as the
@@ -420,6 +441,7 @@ class Kernel:
             np.concatenate([fresh for *_, fresh in agreements]),
             np.repeat([k for _, _, k, _ in agreements], sizes),
             np.repeat([ev.tcn_step for ev, *_ in agreements], sizes),
+            np.repeat([ev.state == w.dyads.a[d] for ev, d, _, _ in agreements], sizes),
         )
         ends = np.cumsum(sizes)
         for (ev, dyad, _, fresh), end, size in zip(agreements, ends, sizes, strict=True):
@@ -430,7 +452,9 @@ class Kernel:
                 partner=np.full(size, ev.partner),
                 exogenous=np.ones(size, dtype=bool),
                 tcn_step=np.full(size, ev.tcn_step),
-                return_flow=np.full(size, self._return_flow()[dyad]),
+                return_flow=self._covered_flow(
+                    np.full(size, dyad), np.full(size, ev.state == w.dyads.a[dyad])
+                ),
                 depth=depth[end - size : end],
             )
 
@@ -711,7 +735,12 @@ class Kernel:
         return idx, eta[took_place], req, contrib
 
     def _conclude(
-        self, dyad: np.ndarray, rep: np.ndarray, k: np.ndarray, tcn_step: int | np.ndarray
+        self,
+        dyad: np.ndarray,
+        rep: np.ndarray,
+        k: np.ndarray,
+        tcn_step: int | np.ndarray,
+        a_requests: np.ndarray,
     ) -> np.ndarray:
         """Put agreements in force and return their chain depth.
 
@@ -732,6 +761,8 @@ class Kernel:
         np.minimum(gen, fresh, out=gen, where=~np.isfinite(gen))
         self.agreement[dyad, rep, k] = True
         self.tcn_step[dyad, rep, k] = tcn_step
+        self.agreement_depth[dyad, rep, k] = depth
+        self.requested_by_a[dyad, rep, k] = a_requests
         return depth
 
     def _commit_bilateral(self, idx, eta, a_requests, contrib) -> None:
@@ -740,7 +771,7 @@ class Kernel:
         mech = self._bil_ids[k]
         delay = np.array([m.tcn_delay for m in self.bil])[k]
         tcn = np.where(delay == NO_TCN, NO_TCN, self.t + delay)
-        depth = self._conclude(dyad, rep, k, tcn)
+        depth = self._conclude(dyad, rep, k, tcn, a_requests)
         state = np.where(a_requests, dy.a[dyad], dy.b[dyad])
         partner = np.where(a_requests, dy.b[dyad], dy.a[dyad])
         self._record_events(
@@ -749,14 +780,15 @@ class Kernel:
             state=state,
             partner=partner,
             tcn_step=tcn,
-            return_flow=self._return_flow()[dyad],
+            return_flow=self._covered_flow(dyad, a_requests),
             depth=depth,
             eta=eta,
             **contrib,
         )
 
     def _revocations(self, rev_uni: np.ndarray, rev_bil: np.ndarray) -> None:
-        """Revocable adoptions end with probability ``revocation_rate`` per step."""
+        """Revocable adoptions end with probability ``revocation_rate`` per step; a revocation
+        row carries the depth of the adoption it ends."""
         gone = self.adopted & (rev_uni < self._revoke_u)
         i, rep, k = np.nonzero(gone)
         if len(i):
@@ -784,8 +816,8 @@ class Kernel:
                 state=dy.a[dyad],
                 partner=dy.b[dyad],
                 action=np.full(len(dyad), REVOKE),
-                return_flow=self._return_flow()[dyad],
-                depth=np.zeros(len(dyad)),
+                return_flow=self._covered_flow(dyad, self.requested_by_a[dyad, rep, k]),
+                depth=self.agreement_depth[dyad, rep, k],
             )
 
     # -- 5. flows ------------------------------------------------------------------------------
@@ -798,22 +830,34 @@ class Kernel:
         kept_e / (K_o - kept_e'), K_o = sum of o's kept flows, so edge e receives
         ``deflection * kept_e * (S_o - ratio_e)`` with ratio_e' = removed_e' / (K_o - kept_e')
         and S_o the sum of o's ratios. Flow removed from an origin's only destination is lost.
+        An agreement cuts the flows between its parties both ways, or with
+        ``flows.agreements: requester`` only the flow from the partner into the requester.
         """
         fl = self.world.flows
         assert fl is not None
+        edge_row, agreement = fl.dyad, self.agreement
+        if self._into_requester:
+            edge_row, agreement = self._edge_row, self._agreements_by_direction()
         self._flow, self._inflow, self._outflow, deflected = fused.update_flows(
             fl.volume,
             fl.origin,
             fl.destination,
-            fl.dyad,
+            edge_row,
             self._effectiveness_u,
             self.adopted,
             self._effectiveness_b,
-            self.agreement,
+            agreement,
             float(fl.deflection),
         )
         self.pressure = self._inflow / fl.scale
         self._deflected_share = np.minimum(1.0, _ratio(deflected, self._baseline_inflow[:, None]))
+
+    def _agreements_by_direction(self) -> np.ndarray:
+        """(2D, R, Mb): rows 0..D-1 the agreements requested by side a (they cut the flow into
+        a), rows D..2D-1 those requested by side b (they cut the flow into b)."""
+        return np.concatenate(
+            [self.agreement & self.requested_by_a, self.agreement & ~self.requested_by_a]
+        )
 
     # -- 6. observables ------------------------------------------------------------------------
 

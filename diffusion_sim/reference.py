@@ -104,6 +104,8 @@ class ReferenceModel:
         d = len(world.dyads)
         self.agreement = [[False] * len(self.bil) for _ in range(d)]
         self.tcn = [[NO_TCN] * len(self.bil) for _ in range(d)]
+        self.depth = [[0] * len(self.bil) for _ in range(d)]  # of each agreement in force
+        self.requester = [[-1] * len(self.bil) for _ in range(d)]  # its requesting side
         self.events: list[tuple] = []  # (step, mechanism index, state, partner, depth, action)
         fl = world.flows
         self.flow = list(fl.volume) if fl is not None else []
@@ -239,13 +241,15 @@ class ReferenceModel:
         for d, k, _ in concluded:
             low = min(before[(int(dy.a[d]), k)], before[(int(dy.b[d]), k)])
             depths.append(low + 1.0 if math.isfinite(low) else 1.0)
-        for (d, k, _), depth in zip(concluded, depths, strict=True):
+        for (d, k, requester), depth in zip(concluded, depths, strict=True):
+            self.requester[d][k] = requester
             for party in (int(dy.a[d]), int(dy.b[d])):
                 if not math.isfinite(before[(party, k)]):
                     g = self.states[party].generation_b
                     g[k] = min(g[k], depth)
             self.agreement[d][k] = True
             self.tcn[d][k] = tcn_of(d, k)
+            self.depth[d][k] = int(depth)
         return depths
 
     # -- the step --------------------------------------------------------------------------------
@@ -328,7 +332,14 @@ class ReferenceModel:
                         self.agreement[d][k] = False
                         self.tcn[d][k] = NO_TCN
                         self.events.append(
-                            (t, self.bil[k].index, int(dy.a[d]), int(dy.b[d]), 0, "revoke")
+                            (
+                                t,
+                                self.bil[k].index,
+                                int(dy.a[d]),
+                                int(dy.b[d]),
+                                self.depth[d][k],
+                                "revoke",
+                            )
                         )
 
         # Unilateral depth: 1 + the lowest generation among neighbours holding the mechanism
@@ -384,9 +395,11 @@ class ReferenceModel:
             for k, m in enumerate(self.uni):
                 if self.states[dest].adopted[k]:
                     keep *= 1.0 - m.effectiveness
-            if fl.dyad[e] >= 0:
+            d = int(fl.dyad[e])
+            if d >= 0:
                 for k, m in enumerate(self.bil):
-                    if self.agreement[fl.dyad[e]][k]:
+                    cuts = fl.agreements == "both" or self.requester[d][k] == dest
+                    if self.agreement[d][k] and cuts:
                         keep *= 1.0 - m.effectiveness
             kept.append(fl.volume[e] * keep)
         added = [0.0] * n_e

@@ -106,6 +106,7 @@ class Flows:
     deflection: float
     dyad: np.ndarray  # candidate dyad index of each edge's pair, -1 if none
     scale: float  # pressure = inflow / scale (the largest baseline inflow)
+    agreements: str = "both"  # an agreement cuts "both" directions or only into the "requester"
 
 
 @dataclass
@@ -509,6 +510,7 @@ def _flows(scenario: Scenario, layers: dict[str, Layer], dyads: Dyads, n: int) -
         float(cfg.deflection),
         dyad.astype(np.int64),
         scale,
+        cfg.agreements,
     )
 
 

@@ -1,4 +1,5 @@
-"""Invariants of every run: absorbing adoptions, symmetric agreements, scheduled events, depth."""
+"""Invariants of every run: absorbing adoptions, symmetric agreements, scheduled events, depth
+(a revocation row carries the depth of the adoption it ends)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def _check_invariants(world, result, replicates):
     ev = result.events
     bilateral = {m.index for m in world.bilateral}
     for rep in range(replicates):
-        held: set[tuple] = set()
+        held: dict[tuple, int] = {}  # what is in force -> the depth it was adopted at
         mine = np.flatnonzero(ev["replicate"] == rep)
         order = mine[np.argsort(ev["step"][mine], kind="stable")]
         for j in order:
@@ -27,13 +28,13 @@ def _check_invariants(world, result, replicates):
                 key = (m, s)
             if ev["action"][j] == ADOPT:
                 assert key not in held, "an adoption in force is not adopted again"
-                held.add(key)
+                held[key] = int(ev["depth"][j])
                 if m in bilateral and not ev["exogenous"][j]:
                     assert ev["depth"][j] >= 1, "endogenous agreements have depth >= 1"
             else:
                 assert ev["action"][j] == REVOKE
                 assert world.mechanisms[m].revocation_rate > 0, "only revocable ones end"
-                held.remove(key)
+                assert ev["depth"][j] == held.pop(key), "a revocation carries its adoption's depth"
 
 
 def test_shipped_minimal_invariants():

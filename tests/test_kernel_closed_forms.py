@@ -6,9 +6,16 @@ import math
 
 import numpy as np
 import pytest
-from helpers import all_region_series, constant_hazard, run_kernel, scenario_from_dict, shipped
+from helpers import (
+    all_region_series,
+    constant_hazard,
+    run_kernel,
+    scenario_from_dict,
+    shipped,
+    world_of,
+)
 
-from diffusion_sim.kernel import hazard
+from diffusion_sim.kernel import Kernel, hazard
 
 
 @pytest.mark.parametrize(
@@ -112,3 +119,51 @@ def test_hr_gap_pushes_agreements_towards_weaker_protection(tmp_path):
     assert gap.mean() > baseline_gap + 0.05
     # The requesting side is the better-protecting one (that orientation has the larger eta).
     assert (world.human_rights[ev["state"]] >= world.human_rights[ev["partner"]]).all()
+
+
+@pytest.mark.parametrize(
+    ("agreements", "expected", "covered"),
+    [
+        # both ways: A -> B loses half and, A's only destination, the removed flow is lost
+        ("both", {("A", "B"): 1.0, ("B", "A"): 2.5, ("B", "C"): 4.0}, 7.0),
+        # DESIGN.md: the agreement A-B (A requesting) removes e * M_BA only
+        ("requester", {("A", "B"): 2.0, ("B", "A"): 2.5, ("B", "C"): 4.0}, 5.0),
+    ],
+)
+def test_agreement_cuts_flows_as_flows_agreements_says(tmp_path, agreements, expected, covered):
+    """Flows after an agreement A-B requested by A (effectiveness 0.5, deflection 0.4): B -> A
+    keeps 5 * 0.5; B's removed 2.5 goes 40 % to its other destination C (3 + 1.0); A -> B is
+    halved only when agreements cut both ways. The recorded return_flow is the flow cut."""
+    raw = {
+        "name": "flows_direction",
+        "time": {"start": 0, "steps": 2},
+        "mechanisms": [{"id": "ra", "kind": "bilateral", "intercept": -40.0, "effectiveness": 0.5}],
+        "states": [{"id": x, "region": "r", "human_rights": 0.5, "openness": 0.5} for x in "ABC"],
+        "networks": [
+            {
+                "id": "migration",
+                "directed": True,
+                "edges": [["A", "B", 2.0], ["B", "A", 5.0], ["B", "C", 3.0]],
+            }
+        ],
+        "diffusion": {"link": "logit", "bilateral": {"candidates": "migration"}},
+        "flows": {
+            "enabled": True,
+            "layer": "migration",
+            "deflection": 0.4,
+            "agreements": agreements,
+        },
+        "events": [{"date": 1, "adopt": {"mechanism": "ra", "state": "A", "partner": "B"}}],
+        "runs": {"replicates": 1, "seed": 1},
+    }
+    scenario = scenario_from_dict(raw, tmp_path)
+    world = world_of(scenario)
+    kernel = Kernel(world, [np.random.SeedSequence(1)])
+    result = kernel.run()
+    fl, ids = world.flows, world.ids
+    flows = {
+        (ids[o], ids[d]): f
+        for o, d, f in zip(fl.origin, fl.destination, kernel._flow[:, 0], strict=True)
+    }
+    assert flows == pytest.approx(expected, rel=1e-12)
+    assert result.events["return_flow"].tolist() == [covered]

@@ -22,10 +22,22 @@ CASES = {
         ),
     ),
     "minimal_no_flows": ("minimal", ("flows.enabled=false",)),
+    "minimal_flows_into_requester": ("minimal", ("flows.agreements=requester",)),
     "boundary_buildup": ("boundary_buildup", ()),
     "synthetic_small": (
         "synthetic_world",
         ("generate.n=40", "time.steps=25", "networks.migration.p=0.1"),
+    ),
+    "synthetic_small_into_requester_revocable": (
+        "synthetic_world",
+        (
+            "generate.n=40",
+            "time.steps=25",
+            "networks.migration.p=0.1",
+            "flows.agreements=requester",
+            "mechanisms.readmission.revocable=true",
+            "mechanisms.readmission.revocation_rate=0.1",
+        ),
     ),
 }
 
