@@ -227,11 +227,14 @@ def _plots(path: Path, kinds, formats, console, **network: Any) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .report import plot_results
+    from .report import plot_results, world_varies_note
 
     written = plot_results(path, kinds=kinds, formats=formats, **network)
     if written:
         console.print(f"Plots: {written[0].parent}")
+    note = world_varies_note(path)
+    if note:
+        console.print(f"Note: {note}")
     return written
 
 
@@ -254,6 +257,7 @@ def _report(store, console) -> None:
     table.add_column("mean", justify="right")
     table.add_column("5%", justify="right")
     table.add_column("95%", justify="right")
+    table.add_column("runs", justify="right")  # with the metric defined (e.g. nothing in force)
     shown = [
         c
         for c in ok.columns
@@ -265,7 +269,8 @@ def _report(store, console) -> None:
     for c in shown:
         x = pd.to_numeric(ok[c], errors="coerce").dropna()
         if len(x):
-            table.add_row(c, *(_number(v) for v in (x.mean(), x.quantile(0.05), x.quantile(0.95))))
+            values = (x.mean(), x.quantile(0.05), x.quantile(0.95))
+            table.add_row(c, *(_number(v) for v in values), f"{len(x):,}")
     console.print(table)
     console.print(f"Results: {store.path}")
     print(store.path)

@@ -1,9 +1,10 @@
 """Compare the results of several scenarios: overlaid spillover curves and a metrics table.
 
-Method (also written into ``comparison.md``): every metric of ``analysis.summarise_runs`` is
-averaged over a scenario's runs with a Student-t 95 % interval for the mean; each scenario's
-difference from the first is the difference of means with a Welch t 95 % interval
-(independent replicates, unequal variances). Runs of all sweep points of a folder are pooled.
+Method (also written into ``comparison.md``): every summary metric (the ones stored in
+``runs.parquet``, see ``analysis.summarise_runs``) is averaged over a scenario's runs with a
+Student-t 95 % interval for the mean; each scenario's difference from the first is the
+difference of means with a Welch t 95 % interval (independent replicates, unequal
+variances). Runs of all sweep points of a folder are pooled.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from diffusion_sim import analysis, plots
-from diffusion_sim.report import Results, _check_formats, _slug, read_results, save_figure
+from diffusion_sim.report import (
+    MAX_PLOT_RUNS,
+    Results,
+    _check_formats,
+    _slug,
+    read_results,
+    save_figure,
+)
 
 __all__ = ["compare_results"]
 
@@ -73,6 +81,41 @@ def _common_mechanisms(
     return common, {lab: d for lab, d in dropped.items() if d}
 
 
+def _check_one_world(results: Sequence[Results], labels: Sequence[str]) -> None:
+    """Curves rebuilt from a folder's events need one world: refuse a folder whose sweep
+    changes it between points."""
+    for label, r in zip(labels, results, strict=True):
+        if r.world_varies_with:
+            raise ValueError(
+                f"{label} ({r.path}): its sweep changes the world between points "
+                f"({', '.join(r.world_varies_with)}), so its curves cannot be pooled; compare "
+                "single scenarios (run each point with --set), or plot the sweep itself"
+            )
+
+
+def _summaries(
+    results: Sequence[Results],
+    labels: Sequence[str],
+    worlds: Sequence[dict[str, Any]],
+    dropped: dict[str, list[str]],
+) -> dict[str, pd.DataFrame]:
+    """Each folder's per-run metrics: those stored in ``runs.parquet`` (every ok run, each
+    computed by its worker with its own point's world). When a mechanism is dropped, the
+    pooled metrics must cover the common mechanisms only, so they are recomputed from the
+    events read (at most ``MAX_PLOT_RUNS`` runs per folder, counted in ``comparison.md``)."""
+    out = {}
+    for label, r, w in zip(labels, results, worlds, strict=True):
+        stored = pd.read_parquet(r.path / "runs.parquet")
+        if "status" in stored:
+            stored = stored[stored["status"] == "ok"]
+        has_metrics = "spillover_ratio" in stored
+        if dropped or not has_metrics:
+            out[label] = analysis.summarise_runs(r.events, w, r.runs)
+        else:
+            out[label] = stored.reset_index(drop=True)
+    return out
+
+
 def _restrict(world: dict[str, Any], mechanisms: Sequence[str]) -> dict[str, Any]:
     out = dict(world)
     out["mechanisms"] = [m for m in world["mechanisms"] if m["id"] in mechanisms]
@@ -94,14 +137,20 @@ def _markdown(
     labels: Sequence[str],
     mechanisms: Sequence[str],
     dropped: dict[str, list[str]],
+    summaries: dict[str, pd.DataFrame],
 ) -> str:
     lines = ["# Scenario comparison", ""]
-    lines.append("| label | scenario | folder | runs |")
-    lines.append("| --- | --- | --- | --- |")
+    lines.append("| label | scenario | folder | runs in the table | runs in the curves |")
+    lines.append("| --- | --- | --- | --- | --- |")
     for label, r in zip(labels, results, strict=True):
-        n = analysis.run_index(r.events, r.runs)["run_id"].nunique()
-        lines.append(f"| {label} | {r.scenario} | `{r.path}` | {n} |")
-    lines += ["", f"Mechanisms compared: {', '.join(mechanisms)}."]
+        drawn = analysis.run_index(r.events, r.runs)["run_id"].nunique()
+        lines.append(f"| {label} | {r.scenario} | `{r.path}` | {len(summaries[label])} | {drawn} |")
+    lines += [
+        "",
+        f"The curves are drawn from at most {MAX_PLOT_RUNS:,} runs per folder (the first "
+        "replicates of every sweep point).",
+        f"Mechanisms compared: {', '.join(mechanisms)}.",
+    ]
     for label, names in dropped.items():
         lines.append(f"Dropped from {label} (not in every scenario): {', '.join(names)}.")
     lines += [
@@ -172,7 +221,8 @@ def compare_results(
 
     Raises:
         ValueError: fewer than two folders, an unknown format, wrong number of labels, time
-            windows that differ, a mechanism with different kinds, or no mechanism in common.
+            windows that differ, a mechanism with different kinds, no mechanism in common,
+            or a sweep folder whose points change the world.
     """
     if len(dirs) < 2:
         raise ValueError(f"compare needs at least two results folders, got {len(dirs)}")
@@ -180,6 +230,7 @@ def compare_results(
     results = [read_results(Path(d)) for d in dirs]
     names = _labels(results, labels)
     _check_windows(results, names)
+    _check_one_world(results, names)
     mechanisms, dropped = _common_mechanisms(results, names)
     for label, gone in dropped.items():
         log.warning("comparing %s only; dropped from %s: %s", mechanisms, label, gone)
@@ -188,10 +239,7 @@ def compare_results(
         label: analysis.spillover_curves(r.events, w, r.runs)
         for label, r, w in zip(names, results, worlds, strict=True)
     }
-    summaries = {
-        label: analysis.summarise_runs(r.events, w, r.runs)
-        for label, r, w in zip(names, results, worlds, strict=True)
-    }
+    summaries = _summaries(results, names, worlds, dropped)
     table = analysis.compare_metrics(summaries)
 
     out = Path(out_dir)
@@ -222,7 +270,7 @@ def compare_results(
     finally:
         tmp.unlink(missing_ok=True)
     md_path = _write_text(
-        out / "comparison.md", _markdown(table, results, names, mechanisms, dropped)
+        out / "comparison.md", _markdown(table, results, names, mechanisms, dropped, summaries)
     )
     return {
         "figures": figures,

@@ -31,6 +31,7 @@ __all__ = [
     "plot_results",
     "read_results",
     "save_figure",
+    "world_varies_note",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,37 @@ class Results:
             for p in names
             if f"param:{p}" in self.runs and self.runs[f"param:{p}"].nunique(dropna=True) > 1
         ]
+
+    @property
+    def world_varies_with(self) -> list[str]:
+        """Swept paths that change the world between points (``runner.world_varying``):
+        ``world.json`` then describes the base scenario only, so only figures of each run's
+        stored summary (the sweep kind) are drawn."""
+        listed = [str(p) for p in self.world.get("varies_with") or []]
+        return [p for p in listed if p in self.sweep_parameters]
+
+
+def world_varies_note(results_dir: Path) -> str | None:
+    """Why a folder's curve figures are not drawn (its sweep changes the world between
+    points), or ``None`` when they are. Reads ``world.json``, and the runs table's swept
+    columns only when the world may vary."""
+    root = Path(results_dir)
+    listed = [str(p) for p in _read_json(root / "world.json").get("varies_with") or []]
+    if not listed:
+        return None
+    runs = pd.read_parquet(root / "runs.parquet")
+    return _varies_note([p for p in listed if runs.get(f"param:{p}", pd.Series()).nunique() > 1])
+
+
+def _varies_note(varying: Sequence[str]) -> str | None:
+    if not varying:
+        return None
+    return (
+        f"the sweep changes the world between points ({', '.join(varying)}), and curves "
+        "rebuilt from events need one world: only the sweep figures (each run's own summary) "
+        "are drawn; to see a point's curves, run it as a scenario of its own "
+        f"(e.g. --set {varying[0]}=VALUE)"
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -135,7 +167,10 @@ def read_results(results_dir: Path, max_runs: int = MAX_PLOT_RUNS) -> Results:
 
 
 def applicable_kinds(results: Results) -> list[str]:
-    """The kinds that have something to show for this folder."""
+    """The kinds that have something to show for this folder (only ``sweep`` when the sweep
+    changes the world, see :func:`world_varies_note`)."""
+    if results.world_varies_with:
+        return ["sweep"]
     kinds = analysis.mechanism_kinds(results.world)
     has_bilateral = "bilateral" in kinds.values()
     regions = {s.get("region", "all") for s in results.world["states"]}
@@ -338,6 +373,9 @@ def plot_results(
         _check_network_run(results, int(network_run))
     applicable = applicable_kinds(results)
     wanted = list(dict.fromkeys(kinds)) if kinds is not None else applicable
+    note = _varies_note(results.world_varies_with)
+    if note and kinds is not None and any(k != "sweep" for k in wanted):
+        raise ValueError(f"{results.path}: cannot draw {', '.join(wanted)}: {note}")
     ev, world, runs = results.events, results.world, results.runs
     draw: dict[str, Callable[[], list[tuple[str, Figure]]]] = {
         "spillover": lambda: [("spillover", plots.plot_spillover(ev, world, runs))],

@@ -182,8 +182,31 @@ class ChunkTask:
     param_types: dict[str, str] = field(default_factory=dict)
 
 
+#: Top-level scenario keys whose values shape ``world.json`` (the states, their attributes,
+#: regions and sponsors, the time window, scheduled shocks, the observed record).
+_WORLD_KEYS = ("time", "states", "generate", "events", "observed")
+
+
+def world_varying(sweep_parameters: Sequence[str]) -> list[str]:
+    """The swept paths that change what ``world.json`` records: those under ``_WORLD_KEYS``,
+    a mechanism's kind, label or TCN delay, and ``outputs.hr_threshold``. ``world.json``
+    describes the base scenario, so curves rebuilt from it cannot pool the points of such a
+    sweep (each run's stored summary in ``runs.parquet`` is still its own point's)."""
+    varying = []
+    for path in sweep_parameters:
+        parts = path.split(".")
+        if (
+            parts[0] in _WORLD_KEYS
+            or path == "outputs.hr_threshold"
+            or (parts[0] == "mechanisms" and parts[-1] in ("kind", "label", "tcn_delay"))
+        ):
+            varying.append(path)
+    return varying
+
+
 def world_document(world: Any, scenario: Scenario, sweep_parameters: Sequence[str]) -> dict:
-    """``world.json``: what analyses and plots need, without the model."""
+    """``world.json``: what analyses and plots need, without the model; ``varies_with`` lists
+    the swept paths that make it describe the base scenario only (``world_varying``)."""
     from .tables import world_summary
     from .world import calendar_year
 
@@ -199,6 +222,7 @@ def world_document(world: Any, scenario: Scenario, sweep_parameters: Sequence[st
         for o in (scenario.observed or [])
     ]
     doc["sweep_parameters"] = list(sweep_parameters)
+    doc["varies_with"] = world_varying(sweep_parameters)
     return doc
 
 
