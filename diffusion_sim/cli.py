@@ -133,13 +133,16 @@ def _execute(
         Batch,
         BatchError,
         Point,
+        check_all_written,
         default_workers,
         execute,
         finish_manifest,
+        is_complete,
         make_executor,
         start_manifest,
         usable_cores,
         world_document,
+        writing_session,
     )
     from .seeds import world_seed
     from .store import BatchStore, StoreError
@@ -164,25 +167,23 @@ def _execute(
     if workers is not None and workers < 1 and not scheduler:
         _fail(f"error: --workers must be at least 1 (got {workers})")
     previous = None if force else store.manifest()
-    if previous and previous.get("status") == "complete":
+    if is_complete(store, batch, previous):
         console.print(f"[green]Already complete:[/] {store.path} (use --force to run again)")
-        _summary(store, console, previous.get("run_status", {}))
+        try:
+            _summary(store, console, previous.get("run_status", {}))  # type: ignore[union-attr]
+        except StoreError as exc:
+            _fail(f"error: {exc}")
         return
+    if previous and previous.get("status") == "complete":
+        console.print(f"{store.path} was marked complete but has chunks missing: resuming")
     world = build_world(base, world_seed(base.runs.seed))
     if workers is None:
         workers = default_workers(batch, world, usable_cores())
     try:
-        with make_executor(workers, scheduler) as ex:
-            if force and store.path.exists():
-                store.clear()
-                console.print(f"Starting over (--force): removed the old {store.path}")
-            store.check_writable()
-            already = store.done_chunks()
-            if already:
-                console.print(
-                    f"Resuming {store.path}: {len(already)} of {len(batch.chunks)} chunks done"
-                )
-            store.remove_stray_temporaries()
+        with (
+            make_executor(workers, scheduler) as ex,
+            writing_session(store, batch, force=force, say=console.print),
+        ):
             store.write_text("scenario.yaml", dump_scenario(base))
             store.write_json("world.json", world_document(world, base, sweep_params))
             manifest = start_manifest(batch, base, overrides, ex.description, previous)
@@ -191,13 +192,14 @@ def _execute(
                 report = execute(
                     batch, store, ex.executor, in_flight=ex.slots + 1, on_progress=advance
                 )
+            check_all_written(store, batch)
+            counts = store.read_table("runs", columns=["status"])["status"].value_counts()
+            manifest = finish_manifest(manifest, report, counts.to_dict())
+            store.write_json("manifest.json", manifest)
     except (BatchError, StoreError) as exc:
         _fail(f"error: {exc}")
     except KeyboardInterrupt:
         _fail(f"interrupted: rerun the same command to resume {store.path}", 130)
-    counts = store.read_table("runs", columns=["status"])["status"].value_counts().to_dict()
-    manifest = finish_manifest(manifest, report, counts)
-    store.write_json("manifest.json", manifest)
     console.print(
         f"{report.runs_this_session} runs in {report.seconds:.1f} s "
         f"({report.runs_this_session / max(report.seconds, 1e-9):,.0f} runs/s, {ex.description})"
@@ -335,6 +337,10 @@ def sweep(
     base = _load(scenario, overrides)
     params: dict[str, Any] = {}
     try:
+        if grid and range_ and method is None:
+            raise SweepError(
+                "give --grid (the grid method) or --range (random, lhs or sobol), not both"
+            )
         if grid or range_:
             for g in grid or []:
                 k, values = parse_grid_option(g)
@@ -343,12 +349,12 @@ def sweep(
                 k, bounds = parse_range_option(r)
                 params[k] = bounds
             chosen = method or ("grid" if grid and not range_ else "lhs")
-            n = samples or 16
+            n = 16 if samples is None else samples
         elif base.sweep is not None:
             for k, v in base.sweep.parameters.items():
                 params[k] = (v.low, v.high) if hasattr(v, "low") else list(v)
             chosen = method or base.sweep.method
-            n = samples or base.sweep.samples
+            n = base.sweep.samples if samples is None else samples
         else:
             _fail(f"{scenario}: no sweep: block and no --grid/--range option")
         if chosen not in ("grid", "random", "lhs", "sobol"):

@@ -28,6 +28,7 @@ from diffusion_sim.report import (
     read_results,
     save_figure,
 )
+from diffusion_sim.store import read_dataset
 
 __all__ = ["compare_results"]
 
@@ -105,7 +106,7 @@ def _summaries(
     events read (at most ``MAX_PLOT_RUNS`` runs per folder, counted in ``comparison.md``)."""
     out = {}
     for label, r, w in zip(labels, results, worlds, strict=True):
-        stored = pd.read_parquet(r.path / "runs.parquet")
+        stored = read_dataset(r.path / "runs.parquet")
         if "status" in stored:
             stored = stored[stored["status"] == "ok"]
         has_metrics = "spillover_ratio" in stored

@@ -52,6 +52,8 @@ MAX_YEAR = 100_000
 Loc = tuple[str | int, ...]
 """A location inside a scenario: keys and list indices from the top level down."""
 
+#: A scenario name, which names a results folder: letters, digits, `_`, `-`, `.`, not only dots.
+_NAME_PATTERN = r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", max_length=64)]
 """An identifier: a letter or `_`, then letters, digits, `_` or `-` (no dots: ids are used in
 dotted paths)."""
@@ -725,7 +727,7 @@ class Scenario(_Frozen):
     `diffusion_sim.loader.scenario_sources`.
     """
 
-    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]
+    name: Annotated[str, StringConstraints(pattern=_NAME_PATTERN, max_length=100)]
     """Scenario name; results go to `results/<name>/<batch-id>/`."""
     description: str = ""
     """One paragraph for humans."""
@@ -985,6 +987,31 @@ class _Ids:
         close = get_close_matches(ident, sorted(self.valid), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         return f"unknown {kind} '{ident}'{hint}"
+
+
+def unsweepable(path: str) -> str | None:
+    """Why a dotted path cannot be swept, or ``None``: every point of a batch shares its name,
+    root seed, replicates and chunk size, so a sweep over them would be recorded as a
+    parameter without taking effect."""
+    head = path.split(".")[0]
+    if head in ("runs", "sweep", "name", "description"):
+        return (
+            f"{path} cannot be swept: every point of a batch shares the batch's "
+            f"{'seed, replicates and chunk size' if head == 'runs' else head}"
+            f"{' (use --seed / --replicates, or separate runs)' if head == 'runs' else ''}"
+        )
+    return None
+
+
+def sobol_samples_problem(method: str, samples: int) -> str | None:
+    """Sobol' points keep their balance properties only for a power of 2 (scipy warns)."""
+    if method != "sobol" or samples < 1 or samples & (samples - 1) == 0:
+        return None
+    low = 1 << (samples.bit_length() - 1)
+    return (
+        f"sobol needs a power of 2 samples to keep its balance properties (got {samples}; "
+        f"use {low} or {2 * low}), or use the lhs method"
+    )
 
 
 def check_parts(parts: Parts, resolved: Mapping[str, Any] | None = None) -> list[tuple[Loc, str]]:
@@ -1249,8 +1276,14 @@ def check_parts(parts: Parts, resolved: Mapping[str, Any] | None = None) -> list
 
     # sweep
     if parts.sweep is not None:
+        reason = sobol_samples_problem(parts.sweep.method, parts.sweep.samples)
+        if reason is not None:
+            add(("sweep", "samples"), reason)
         for path, values in parts.sweep.parameters.items():
             loc = ("sweep", "parameters", path)
+            reason = unsweepable(path)
+            if reason is not None:
+                add(loc, reason)
             if parts.sweep.method == "grid" and isinstance(values, Range):
                 add(loc, "the grid method takes a list of values, not a range")
             elif parts.sweep.method != "grid" and not isinstance(values, Range):

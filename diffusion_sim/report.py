@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from diffusion_sim import analysis, plots
 from diffusion_sim.config import FIGURE_FORMATS
+from diffusion_sim.store import read_dataset
 
 __all__ = [
     "FORMATS",
@@ -95,7 +96,7 @@ def world_varies_note(results_dir: Path) -> str | None:
     listed = [str(p) for p in _read_json(root / "world.json").get("varies_with") or []]
     if not listed:
         return None
-    runs = pd.read_parquet(root / "runs.parquet")
+    runs = read_dataset(root / "runs.parquet")
     return _varies_note([p for p in listed if runs.get(f"param:{p}", pd.Series()).nunique() > 1])
 
 
@@ -154,15 +155,15 @@ def read_results(results_dir: Path, max_runs: int = MAX_PLOT_RUNS) -> Results:
     if not events_path.exists():
         raise FileNotFoundError(f"{events_path}: missing (has the batch written any run yet?)")
     runs_path = root / "runs.parquet"
-    runs = pd.read_parquet(runs_path) if runs_path.exists() else None
+    runs = read_dataset(runs_path) if runs_path.exists() else None
     if runs is not None and "status" in runs:
         ok = runs.loc[runs["status"] == "ok", "run_id"]
         chosen = _runs_to_draw(runs[runs["status"] == "ok"], max_runs)
-        events = pd.read_parquet(events_path, filters=[("run_id", "in", chosen)])
+        events = read_dataset(events_path, run_ids=chosen)
         events = events[events["run_id"].isin(ok)]
         runs = runs[runs["run_id"].isin(chosen) | (runs["status"] != "ok")]
     else:
-        events = pd.read_parquet(events_path)
+        events = read_dataset(events_path)
     return Results(root, events.reset_index(drop=True), runs, world, manifest)
 
 
@@ -245,7 +246,7 @@ def _check_network_run(results: Results, run: int) -> None:
             f"run {run} is not an ok run (status {status!r}: {error or 'no error recorded'}); "
             f"{choose}"
         )
-    every = pd.read_parquet(results.path / "runs.parquet", columns=["run_id"])["run_id"]
+    every = read_dataset(results.path / "runs.parquet", columns=["run_id"])["run_id"]
     ids = every.astype(int).tolist()
     if run not in ids:
         also = f"; {choose}" if sorted(ids) != drawn else ""

@@ -120,6 +120,10 @@ class Batch:
         for p in self.points:
             digest.update(p.scenario_hash.encode())
         digest.update(f"{self.root_seed}:{self.replicates}:{self.chunk_size}".encode())
+        if self.sweep_parameters:
+            # a sweep whose points all equal the base (a default value) is not the plain run
+            points = [p.values for p in self.points]
+            digest.update(json.dumps([self.sweep_parameters, points], sort_keys=True).encode())
         # A new package version may simulate differently: it gets its own folder rather than
         # silently resuming (or reporting complete) a batch made by other code.
         digest.update(f"diffusion-sim {__version__}".encode())
@@ -471,7 +475,11 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
 
 
 def _warm_up() -> None:
-    """Imports a worker needs, done once when the worker starts."""
+    """Imports a worker needs, done once when the worker starts. A worker ignores Ctrl-C:
+    the command stops the pool itself and says how to resume."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from . import kernel, summary, tables, world  # noqa: F401
 
 
@@ -485,7 +493,7 @@ class InlineExecutor(Executor):
         future: Future = Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
+        except Exception as exc:  # Ctrl-C and exits stop the batch at once
             future.set_exception(exc)
         return future
 
@@ -629,6 +637,53 @@ class BatchReport:
     runs_this_session: int = 0
     worker_seconds: float = 0.0
     already_complete: bool = False
+
+
+@contextmanager
+def writing_session(
+    store: Any, batch: Batch, *, force: bool, say: Callable[[str], None]
+) -> Iterator[None]:
+    """Hold the batch's write lock while a session writes it: with ``force`` the old batch is
+    removed; the folder must be writable and hold nothing but results; chunks whose parts do
+    not read (a crash, a full disk) are removed so they run again; stray temporaries go."""
+    with store.lock():
+        if force and store.path.exists():
+            store.clear()
+            say(f"Starting over (--force): removed the old {store.path}")
+        store.check_writable()
+        store.check_tables()
+        broken = store.discard_broken_chunks()
+        if broken:
+            say(f"{len(broken)} chunk(s) had parts that do not read; they run again")
+        store.remove_stray_temporaries()
+        done = store.done_chunks()
+        if done:
+            say(f"Resuming {store.path}: {len(done)} of {len(batch.chunks)} chunks done")
+        yield
+
+
+def missing_chunks(store: Any, batch: Batch) -> list[str]:
+    """The batch's chunks whose parts are not all there and readable."""
+    done = store.done_chunks()
+    return [c.id for c in batch.chunks if c.id not in done]
+
+
+def is_complete(store: Any, batch: Batch, manifest: Mapping[str, Any] | None) -> bool:
+    """The manifest says complete and every chunk's parts are there and read."""
+    if not manifest or manifest.get("status") != "complete":
+        return False
+    return not missing_chunks(store, batch)
+
+
+def check_all_written(store: Any, batch: Batch) -> None:
+    """Raise :class:`BatchError` unless every chunk is written (a part removed while the
+    batch ran): the batch is then not marked complete, and the same command resumes it."""
+    missing = missing_chunks(store, batch)
+    if missing:
+        raise BatchError(
+            f"{len(missing)} of {len(batch.chunks)} chunks are missing from {store.path} "
+            f"(first: {missing[0]}); run the same command again to finish the batch"
+        )
 
 
 def execute(

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import Range, Scenario
+from .config import Range, Scenario, unsweepable
 from .errors import ScenarioError
 from .loader import override_scenario
 
@@ -99,6 +99,10 @@ def parameter_ranges(
     out: dict[str, tuple[float, float]] = {}
     for name in names:
         bounds = ranges.get(name, sweep.get(name))
+        reason = unsweepable(name)
+        if reason is not None:
+            problems.append(reason)
+            continue
         if bounds is None:
             problems.append(
                 f"{name}: no range; give --range {name}=LOW:HIGH or a {{low, high}} range in "
@@ -355,13 +359,16 @@ def run_design(
     from .runner import (
         Batch,
         Point,
+        check_all_written,
         default_workers,
         execute,
         finish_manifest,
+        is_complete,
         make_executor,
         start_manifest,
         usable_cores,
         world_document,
+        writing_session,
     )
     from .seeds import world_seed
     from .store import BatchStore
@@ -386,26 +393,27 @@ def run_design(
     )
     store = BatchStore.for_batch(out, scenario.name, batch.batch_id)
     previous = None if force else store.manifest()
-    if previous and previous.get("status") == "complete":
+    if is_complete(store, batch, previous):
         if describe:
             describe(f"Already complete: {store.path}")
-        return store, previous
+        return store, previous  # type: ignore[return-value]
     world = build_world(scenario, world_seed(scenario.runs.seed))
     if workers is None:
         workers = default_workers(batch, world, usable_cores())
-    with make_executor(workers, scheduler) as ex:
-        if force:
-            store.clear()
-        store.check_writable()
-        store.remove_stray_temporaries()
+    say = describe or (lambda _message: None)
+    with (
+        make_executor(workers, scheduler) as ex,
+        writing_session(store, batch, force=force, say=say),
+    ):
         store.write_text("scenario.yaml", dump_scenario(scenario))
         store.write_json("world.json", world_document(world, scenario, list(design.paths)))
         manifest = start_manifest(batch, scenario, list(overrides), ex.description, previous)
         store.write_json("manifest.json", manifest)
         report = execute(batch, store, ex.executor, in_flight=ex.slots + 1, on_progress=on_progress)
-    counts = store.read_table("runs", columns=["status"])["status"].value_counts().to_dict()
-    manifest = finish_manifest(manifest, report, counts)
-    store.write_json("manifest.json", manifest)
+        check_all_written(store, batch)
+        counts = store.read_table("runs", columns=["status"])["status"].value_counts().to_dict()
+        manifest = finish_manifest(manifest, report, counts)
+        store.write_json("manifest.json", manifest)
     if describe:
         describe(f"{report.runs_this_session} runs in {report.seconds:.1f} s ({ex.description})")
     return store, manifest

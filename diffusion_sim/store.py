@@ -7,27 +7,110 @@ Layout of ``<root>/<scenario-name>/<batch-id>/`` (DESIGN.md section 3):
 * ``events.parquet/``, ``series.parquet/``, ``runs.parquet/``: Parquet datasets, one part file
   per finished chunk of runs (``part-<chunk>.parquet``), each written under a temporary name
   and renamed, so an interrupted batch never leaves a torn file. A chunk counts as done when
-  its ``runs`` part exists (it is written last);
+  its three parts exist and their Parquet footers read (``runs`` is written last);
 * ``plots/``: figures.
 
-Readers (pandas, pyarrow.dataset) open a dataset folder exactly like a single Parquet file.
+One process at a time writes a batch: it holds an exclusive lock on the batch folder's
+``.lock`` file, which ``--force`` keeps when it empties the folder. The file stays; only the
+lock is released.
+
+Readers (pandas, pyarrow.dataset) open a dataset folder exactly like a single Parquet file;
+this module's readers take only the part files, so a stray file in a table folder is named
+in an error instead of read.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 TABLES = ("events", "series", "runs")
+#: A part file of a table: ``part-<chunk id>.parquet`` (``runner.Chunk.id``).
+_PART = re.compile(r"part-(p\d{5}-r\d{8})\.parquet")
+#: The lock file of a batch folder (``BatchStore.lock``).
+_LOCK = ".lock"
+#: A temporary file of ``atomic_write_bytes``.
+_TEMPORARY = re.compile(r"\..+\.tmp")
 
 
 class StoreError(Exception):
-    """A results folder that cannot be used (unwritable, or not a results folder)."""
+    """A results folder that cannot be used (unwritable, busy, or not a results folder)."""
+
+
+def _cannot_write(path: Path, exc: OSError) -> StoreError:
+    return StoreError(
+        f"cannot write {path}: {exc.strerror or exc}; the chunks written so far are kept, so "
+        "once this is fixed the same command resumes the batch"
+    )
+
+
+def part_files(table_dir: Path) -> list[Path]:
+    """The part files of a table folder, in chunk order (other files are not parts)."""
+    if not table_dir.is_dir():
+        return []
+    return sorted(p for p in table_dir.iterdir() if _PART.fullmatch(p.name))
+
+
+def foreign_files(table_dir: Path) -> list[Path]:
+    """Files in a table folder that are neither parts nor this module's temporaries."""
+    if not table_dir.is_dir():
+        return []
+    return sorted(
+        p
+        for p in table_dir.iterdir()
+        if not _PART.fullmatch(p.name) and not _TEMPORARY.fullmatch(p.name)
+    )
+
+
+def read_dataset(
+    table_dir: Path, columns: Iterable[str] | None = None, run_ids: Iterable[int] | None = None
+):
+    """A table folder's parts, or a single Parquet file, (the rows of ``run_ids`` only, if
+    given) as one pandas DataFrame; :class:`StoreError` when the folder holds a file that is
+    not a part, or a part that is not readable Parquet."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    foreign = foreign_files(table_dir)
+    if foreign:
+        raise StoreError(
+            f"{table_dir} holds files that are not part of the results "
+            f"({', '.join(p.name for p in foreign[:5])}); move them out of the folder"
+        )
+    files = [table_dir] if table_dir.is_file() else part_files(table_dir)
+    try:
+        dataset = ds.dataset(files, format="parquet")
+        table = dataset.to_table(
+            columns=list(columns) if columns is not None else None,
+            filter=None if run_ids is None else ds.field("run_id").isin(list(run_ids)),
+        )
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise StoreError(f"{table_dir}: a part cannot be read ({exc})") from exc
+    return table.to_pandas()
+
+
+def _chunk_ids(table_dir: Path) -> set[str]:
+    return {m.group(1) for p in part_files(table_dir) if (m := _PART.fullmatch(p.name))}
+
+
+def _readable(path: Path) -> bool:
+    """The file exists and its Parquet footer reads (a torn or emptied file does not)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+    except (OSError, pa.ArrowInvalid):
+        return False
+    return True
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -42,7 +125,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with suppress(OSError):  # keep the original error (e.g. a read-only file system)
+            tmp.unlink(missing_ok=True)
         raise
 
 
@@ -92,23 +176,82 @@ class BatchStore:
         return self.manifest_path.exists()
 
     def manifest(self) -> dict[str, Any] | None:
-        """The manifest, or None when there is none (or it cannot be read)."""
+        """The manifest, or None when there is none (or it cannot be read as an object)."""
         try:
-            return dict(self.read_json("manifest.json"))
+            found = self.read_json("manifest.json")
         except (OSError, ValueError):
             return None
+        return found if isinstance(found, dict) else None
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the batch's write lock, or raise :class:`StoreError` at once when another
+        process holds it."""
+        path = self.path / _LOCK
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fh = open(path, "a+")  # noqa: SIM115 - held for the whole session
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write results to {path.parent}: {exc.strerror or exc}"
+            ) from exc
+        try:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise StoreError(
+                    f"{self.path} is being written by {holder}; wait for it to finish (or stop "
+                    "it), then run the same command again to resume"
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"process {os.getpid()}")
+            fh.flush()
+            yield
+        finally:
+            fh.close()  # releases the lock
 
     def clear(self) -> None:
-        """Remove this batch's folder (``--force``)."""
-        if self.path.exists():
-            shutil.rmtree(self.path)
+        """Empty this batch's folder (``--force``), keeping the lock file the caller holds."""
+        if not self.path.exists():
+            return
+        try:
+            for child in self.path.iterdir():
+                if child.name == _LOCK:
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        except OSError as exc:
+            raise StoreError(f"cannot remove {self.path}: {exc.strerror or exc}") from exc
 
     def done_chunks(self) -> set[str]:
-        """Chunks whose ``runs`` part exists: finished and fully written."""
-        folder = self.table_dir("runs")
-        if not folder.exists():
-            return set()
-        return {p.name[len("part-") : -len(".parquet")] for p in folder.glob("part-*.parquet")}
+        """Chunks whose three parts exist and read as Parquet: finished and fully written."""
+        runs = _chunk_ids(self.table_dir("runs"))
+        return {c for c in runs if all(_readable(self.part_path(t, c)) for t in TABLES)}
+
+    def discard_broken_chunks(self) -> list[str]:
+        """Remove the parts of chunks whose ``runs`` part exists but some part does not read
+        (torn by a crash or a full disk), so they are run again; returns their ids."""
+        broken = sorted(_chunk_ids(self.table_dir("runs")) - self.done_chunks())
+        for chunk in broken:
+            for table in ("runs", "events", "series"):  # runs first: the chunk is no longer done
+                self.part_path(table, chunk).unlink(missing_ok=True)
+        return broken
+
+    def check_tables(self) -> None:
+        """Raise :class:`StoreError` when a table folder holds a file that is not a part."""
+        for table in TABLES:
+            foreign = foreign_files(self.table_dir(table))
+            if foreign:
+                raise StoreError(
+                    f"{self.table_dir(table)} holds files that are not part of the results "
+                    f"({', '.join(p.name for p in foreign[:5])}); move them out of the folder, "
+                    "then run the same command again"
+                )
 
     def write_chunk(self, chunk_id: str, parts: dict[str, Any]) -> None:
         """Write one chunk's parts (Parquet bytes, or Arrow tables) each under a temporary name
@@ -118,13 +261,16 @@ class BatchStore:
         for name in ("events", "series", "runs"):
             target = self.part_path(name, chunk_id)
             part = parts[name]
-            if isinstance(part, bytes | bytearray | memoryview):
-                atomic_write_bytes(target, bytes(part))
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.tmp")
-            pq.write_table(part, tmp, compression="zstd")
-            os.replace(tmp, target)
+            try:
+                if isinstance(part, bytes | bytearray | memoryview):
+                    atomic_write_bytes(target, bytes(part))
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.tmp")
+                pq.write_table(part, tmp, compression="zstd")
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise _cannot_write(target, exc) from exc
 
     def remove_stray_temporaries(self) -> None:
         """Temporary files of an interrupted run (never read, safe to delete)."""
@@ -135,22 +281,24 @@ class BatchStore:
                 tmp.unlink(missing_ok=True)
 
     def write_json(self, name: str, obj: Any) -> None:
-        atomic_write_text(self.path / name, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        self.write_text(name, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
     def read_json(self, name: str) -> Any:
         return json.loads((self.path / name).read_text(encoding="utf-8"))
 
     def write_text(self, name: str, text: str) -> None:
-        atomic_write_text(self.path / name, text)
+        try:
+            atomic_write_text(self.path / name, text)
+        except OSError as exc:
+            raise _cannot_write(self.path / name, exc) from exc
 
     def read_table(self, table: str, columns: Iterable[str] | None = None):
         """A table of the batch as a pandas DataFrame (all parts)."""
-        import pandas as pd
 
         folder = self.table_dir(table)
         if not folder.exists():
             raise StoreError(f"{folder} does not exist: not a results folder, or no run finished")
-        return pd.read_parquet(folder, columns=list(columns) if columns else None)
+        return read_dataset(folder, columns)
 
 
 def open_results(path: Path) -> BatchStore:

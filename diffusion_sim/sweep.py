@@ -47,17 +47,33 @@ def expand(
     samples: int,
     root_seed: int,
 ) -> list[dict[str, Any]]:
-    """The sweep's points in a fixed order."""
+    """The sweep's points in a fixed order.
+
+    Raises:
+        SweepError: a path that cannot be swept (``config.unsweepable``), a grid given a range
+            or a sampling method given a list, or fewer than one sample.
+    """
+    from .config import sobol_samples_problem, unsweepable
+
     names = list(parameters)
     if not names:
         return [{}]
+    for name in names:
+        reason = unsweepable(name)
+        if reason is not None:
+            raise SweepError(reason)
+    if method != "grid" and samples < 1:
+        raise SweepError(f"--samples must be at least 1 (got {samples})")
+    problem = sobol_samples_problem(method, samples)
+    if problem is not None:
+        raise SweepError(problem)
     if method == "grid":
         lists = []
         for name in names:
             values = parameters[name]
             if isinstance(values, tuple):
                 raise SweepError(
-                    f"sweep.parameters.{name}: grid needs a list of values, not a range"
+                    f"{name}: the grid method needs a list of values (--grid), not a range"
                 )
             lists.append(list(values))
         return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*lists)]
@@ -66,7 +82,7 @@ def expand(
         values = parameters[name]
         if not isinstance(values, tuple):
             raise SweepError(
-                f"sweep.parameters.{name}: method {method} needs a range {{low, high}}"
+                f"{name}: the {method} method needs a range low:high (--range), not a list"
             )
         bounds.append(values)
     lows = np.array([b[0] for b in bounds])

@@ -417,7 +417,8 @@ def write_results(
         for i, chunk in enumerate(ids):
             mask = events["run_id"].isin(chunk).to_numpy()
             pq.write_table(
-                table.filter(pa.array(mask)), directory / f"events.parquet/part-{i}.parquet"
+                table.filter(pa.array(mask)),
+                directory / f"events.parquet/part-p00000-r{i:08d}.parquet",
             )
     else:
         pq.write_table(table, directory / "events.parquet")
