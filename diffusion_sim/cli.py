@@ -182,15 +182,20 @@ def _execute(
     try:
         with (
             make_executor(workers, scheduler) as ex,
-            writing_session(store, batch, force=force, say=console.print),
+            writing_session(store, batch, force=force, say=console.print) as session,
         ):
             store.write_text("scenario.yaml", dump_scenario(base))
             store.write_json("world.json", world_document(world, base, sweep_params))
-            manifest = start_manifest(batch, base, overrides, ex.description, previous)
+            manifest = start_manifest(batch, base, overrides, ex.description, session.previous)
             store.write_json("manifest.json", manifest)
             with progress_bar(batch.n_runs, base.name, console) as advance:
                 report = execute(
-                    batch, store, ex.executor, in_flight=ex.slots + 1, on_progress=advance
+                    batch,
+                    store,
+                    ex.executor,
+                    in_flight=ex.slots + 1,
+                    on_progress=advance,
+                    done=session.done,
                 )
             check_all_written(store, batch)
             counts = store.read_table("runs", columns=["status"])["status"].value_counts()

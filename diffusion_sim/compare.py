@@ -88,7 +88,7 @@ def _check_one_world(results: Sequence[Results], labels: Sequence[str]) -> None:
     for label, r in zip(labels, results, strict=True):
         if r.world_varies_with:
             raise ValueError(
-                f"{label} ({r.path}): its sweep changes the world between points "
+                f"{label} ({r.path}): its sweep changes the world "
                 f"({', '.join(r.world_varies_with)}), so its curves cannot be pooled; compare "
                 "single scenarios (run each point with --set), or plot the sweep itself"
             )

@@ -695,7 +695,7 @@ class Sweep(_Frozen):
     method: Literal["grid", "random", "lhs", "sobol"] = "grid"
     """`grid` takes value lists; `random`, `lhs` and `sobol` take `{low, high}` ranges."""
     samples: Annotated[int, Field(ge=1, le=1_000_000)] = 16
-    """Number of points for random / lhs / sobol (sobol: base samples)."""
+    """Number of points for random / lhs / sobol (sobol: a power of 2)."""
     parameters: Annotated[
         dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")], SweepValues],
         Field(min_length=1),

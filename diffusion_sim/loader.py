@@ -74,14 +74,20 @@ class Override(str):
     ``--set`` (``--replicates 0`` is ``runs.replicates=0``): a problem with it names that
     option. Otherwise an ordinary override string."""
 
-    option: str
+    path: str
     value_text: str
+    option: str
 
     def __new__(cls, path: str, value: object, option: str) -> Override:
         self = super().__new__(cls, f"{path}={value}")
-        self.option = option
+        self.path = path
         self.value_text = str(value)
+        self.option = option
         return self
+
+    def __getnewargs__(self) -> tuple[str, str, str]:  # type: ignore[override]
+        """Pickling and copying rebuild it from its parts (``__new__`` takes three)."""
+        return (self.path, self.value_text, self.option)
 
 
 def _origin(text: str) -> str:

@@ -81,32 +81,26 @@ class Results:
 
     @property
     def world_varies_with(self) -> list[str]:
-        """Swept paths that change the world between points (``runner.world_varying``):
-        ``world.json`` then describes the base scenario only, so only figures of each run's
-        stored summary (the sweep kind) are drawn."""
-        listed = [str(p) for p in self.world.get("varies_with") or []]
-        return [p for p in listed if p in self.sweep_parameters]
+        """Swept paths that change the world (``runner.world_varying``): ``world.json`` then
+        describes the base scenario, which no run may have used (even a one-value sweep), so
+        only figures of each run's stored summary (the sweep kind) are drawn."""
+        return [str(p) for p in self.world.get("varies_with") or []]
 
 
 def world_varies_note(results_dir: Path) -> str | None:
-    """Why a folder's curve figures are not drawn (its sweep changes the world between
-    points), or ``None`` when they are. Reads ``world.json``, and the runs table's swept
-    columns only when the world may vary."""
-    root = Path(results_dir)
-    listed = [str(p) for p in _read_json(root / "world.json").get("varies_with") or []]
-    if not listed:
-        return None
-    runs = read_dataset(root / "runs.parquet")
-    return _varies_note([p for p in listed if runs.get(f"param:{p}", pd.Series()).nunique() > 1])
+    """Why a folder's curve figures are not drawn (its sweep changes the world), or ``None``
+    when they are. Reads ``world.json`` only."""
+    world = _read_json(Path(results_dir) / "world.json")
+    return _varies_note([str(p) for p in world.get("varies_with") or []])
 
 
 def _varies_note(varying: Sequence[str]) -> str | None:
     if not varying:
         return None
     return (
-        f"the sweep changes the world between points ({', '.join(varying)}), and curves "
-        "rebuilt from events need one world: only the sweep figures (each run's own summary) "
-        "are drawn; to see a point's curves, run it as a scenario of its own "
+        f"the sweep changes the world ({', '.join(varying)}), and curves rebuilt from events "
+        "need the world of their runs: only the sweep figures (each run's own summary) are "
+        "drawn; to see a point's curves, run it as a scenario of its own "
         f"(e.g. --set {varying[0]}=VALUE)"
     )
 

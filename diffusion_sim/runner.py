@@ -639,46 +639,58 @@ class BatchReport:
     already_complete: bool = False
 
 
+@dataclass
+class Session:
+    """What a writing session starts from: the manifest as it is once the lock is held (None
+    with ``--force``), and the chunks already done."""
+
+    previous: dict[str, Any] | None
+    done: set[str]
+
+
 @contextmanager
 def writing_session(
     store: Any, batch: Batch, *, force: bool, say: Callable[[str], None]
-) -> Iterator[None]:
+) -> Iterator[Session]:
     """Hold the batch's write lock while a session writes it: with ``force`` the old batch is
     removed; the folder must be writable and hold nothing but results; chunks whose parts do
-    not read (a crash, a full disk) are removed so they run again; stray temporaries go."""
-    with store.lock():
-        if force and store.path.exists():
+    not read (a crash, a full disk) are removed so they run again; stray temporaries go. The
+    manifest and the done chunks are read once the lock is held, so a session that finished
+    meanwhile is seen."""
+    with store.lock() as locked:
+        if not locked:
+            say(
+                f"warning: the file system cannot lock {store.path}; do not run this batch "
+                "from two commands at once"
+            )
+        if force and store.has_results():
             store.clear()
             say(f"Starting over (--force): removed the old {store.path}")
         store.check_writable()
         store.check_tables()
-        broken = store.discard_broken_chunks()
+        done, broken = store.scan_chunks()
         if broken:
+            store.remove_chunks(broken)
             say(f"{len(broken)} chunk(s) had parts that do not read; they run again")
         store.remove_stray_temporaries()
-        done = store.done_chunks()
         if done:
             say(f"Resuming {store.path}: {len(done)} of {len(batch.chunks)} chunks done")
-        yield
-
-
-def missing_chunks(store: Any, batch: Batch) -> list[str]:
-    """The batch's chunks whose parts are not all there and readable."""
-    done = store.done_chunks()
-    return [c.id for c in batch.chunks if c.id not in done]
+        yield Session(None if force else store.manifest(), done)
 
 
 def is_complete(store: Any, batch: Batch, manifest: Mapping[str, Any] | None) -> bool:
     """The manifest says complete and every chunk's parts are there and read."""
     if not manifest or manifest.get("status") != "complete":
         return False
-    return not missing_chunks(store, batch)
+    done = store.done_chunks()
+    return all(c.id in done for c in batch.chunks)
 
 
 def check_all_written(store: Any, batch: Batch) -> None:
-    """Raise :class:`BatchError` unless every chunk is written (a part removed while the
-    batch ran): the batch is then not marked complete, and the same command resumes it."""
-    missing = missing_chunks(store, batch)
+    """Raise :class:`BatchError` unless every chunk's ``runs`` part is in place (one removed
+    while the batch ran): the batch is then not marked complete, and the same command resumes
+    it. Parts were checked when the session started or written by it, so names suffice."""
+    missing = [c.id for c in batch.chunks if not store.has_chunk(c.id)]
     if missing:
         raise BatchError(
             f"{len(missing)} of {len(batch.chunks)} chunks are missing from {store.path} "
@@ -693,8 +705,10 @@ def execute(
     *,
     in_flight: int = 4,
     on_progress: Callable[[int], None] | None = None,
+    done: set[str] | None = None,
 ) -> BatchReport:
-    """Run every chunk not yet done, writing each as it finishes (resumable).
+    """Run every chunk not yet done (``done``, else read from the store), writing each as it
+    finishes (resumable).
 
     At most ``in_flight`` chunks are submitted and not yet written, which bounds the memory of
     this process whatever the number of runs. ``ok`` / ``failed`` count this session's runs.
@@ -702,7 +716,7 @@ def execute(
     from concurrent.futures.process import BrokenProcessPool
 
     started = time.perf_counter()
-    done = store.done_chunks()
+    done = store.done_chunks() if done is None else done
     todo = [c for c in batch.chunks if c.id not in done]
     skipped = len(batch.chunks) - len(todo)
     if on_progress and skipped:

@@ -403,13 +403,22 @@ def run_design(
     say = describe or (lambda _message: None)
     with (
         make_executor(workers, scheduler) as ex,
-        writing_session(store, batch, force=force, say=say),
+        writing_session(store, batch, force=force, say=say) as session,
     ):
         store.write_text("scenario.yaml", dump_scenario(scenario))
         store.write_json("world.json", world_document(world, scenario, list(design.paths)))
-        manifest = start_manifest(batch, scenario, list(overrides), ex.description, previous)
+        manifest = start_manifest(
+            batch, scenario, list(overrides), ex.description, session.previous
+        )
         store.write_json("manifest.json", manifest)
-        report = execute(batch, store, ex.executor, in_flight=ex.slots + 1, on_progress=on_progress)
+        report = execute(
+            batch,
+            store,
+            ex.executor,
+            in_flight=ex.slots + 1,
+            on_progress=on_progress,
+            done=session.done,
+        )
         check_all_written(store, batch)
         counts = store.read_table("runs", columns=["status"])["status"].value_counts().to_dict()
         manifest = finish_manifest(manifest, report, counts)

@@ -21,7 +21,6 @@ in an error instead of read.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -34,7 +33,7 @@ from typing import Any
 
 TABLES = ("events", "series", "runs")
 #: A part file of a table: ``part-<chunk id>.parquet`` (``runner.Chunk.id``).
-_PART = re.compile(r"part-(p\d{5}-r\d{8})\.parquet")
+_PART = re.compile(r"part-(p\d{5,}-r\d{8,})\.parquet")
 #: The lock file of a batch folder (``BatchStore.lock``).
 _LOCK = ".lock"
 #: A temporary file of ``atomic_write_bytes``.
@@ -183,10 +182,17 @@ class BatchStore:
             return None
         return found if isinstance(found, dict) else None
 
+    def has_results(self) -> bool:
+        """The batch folder holds anything besides its lock file."""
+        return self.path.is_dir() and any(p.name != _LOCK for p in self.path.iterdir())
+
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the batch's write lock, or raise :class:`StoreError` at once when another
-        process holds it."""
+    def lock(self) -> Iterator[bool]:
+        """Hold the batch's write lock; raise :class:`StoreError` at once when another process
+        holds it. Yields ``False`` where the file system cannot lock (e.g. NFS without a lock
+        daemon): the session then goes on unlocked, and the caller says so."""
+        import fcntl
+
         path = self.path / _LOCK
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -205,11 +211,14 @@ class BatchStore:
                     f"{self.path} is being written by {holder}; wait for it to finish (or stop "
                     "it), then run the same command again to resume"
                 ) from None
+            except OSError:  # ENOLCK, EOPNOTSUPP, ENOSYS: no locks on this file system
+                yield False
+                return
             fh.seek(0)
             fh.truncate()
             fh.write(f"process {os.getpid()}")
             fh.flush()
-            yield
+            yield True
         finally:
             fh.close()  # releases the lock
 
@@ -228,19 +237,27 @@ class BatchStore:
         except OSError as exc:
             raise StoreError(f"cannot remove {self.path}: {exc.strerror or exc}") from exc
 
+    def scan_chunks(self) -> tuple[set[str], list[str]]:
+        """(done, broken): chunks whose three parts exist and read as Parquet, and chunks
+        whose ``runs`` part exists but some part does not read (torn by a crash or a full
+        disk). Reads every part's footer once."""
+        listed = _chunk_ids(self.table_dir("runs"))
+        done = {c for c in listed if all(_readable(self.part_path(t, c)) for t in TABLES)}
+        return done, sorted(listed - done)
+
     def done_chunks(self) -> set[str]:
         """Chunks whose three parts exist and read as Parquet: finished and fully written."""
-        runs = _chunk_ids(self.table_dir("runs"))
-        return {c for c in runs if all(_readable(self.part_path(t, c)) for t in TABLES)}
+        return self.scan_chunks()[0]
 
-    def discard_broken_chunks(self) -> list[str]:
-        """Remove the parts of chunks whose ``runs`` part exists but some part does not read
-        (torn by a crash or a full disk), so they are run again; returns their ids."""
-        broken = sorted(_chunk_ids(self.table_dir("runs")) - self.done_chunks())
-        for chunk in broken:
+    def has_chunk(self, chunk_id: str) -> bool:
+        """The chunk's ``runs`` part exists (it is renamed into place last)."""
+        return self.part_path("runs", chunk_id).exists()
+
+    def remove_chunks(self, chunk_ids: Iterable[str]) -> None:
+        """Remove the parts of these chunks, so they run again."""
+        for chunk in chunk_ids:
             for table in ("runs", "events", "series"):  # runs first: the chunk is no longer done
                 self.part_path(table, chunk).unlink(missing_ok=True)
-        return broken
 
     def check_tables(self) -> None:
         """Raise :class:`StoreError` when a table folder holds a file that is not a part."""

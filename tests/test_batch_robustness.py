@@ -4,16 +4,20 @@ files, a full disk, and sweeps that cannot take effect. Each case ends in a clea
 
 from __future__ import annotations
 
+import copy
 import errno
 import json
+import pickle
 import shutil
 from concurrent.futures import Future
 
+import pyarrow as pa
 import pytest
 from batchutil import MINIMAL, assert_same_tables, batch_folder, cli, cli_process
 
 from diffusion_sim import store as store_module
-from diffusion_sim.runner import InlineExecutor
+from diffusion_sim.loader import Override
+from diffusion_sim.runner import Batch, Chunk, InlineExecutor, writing_session
 from diffusion_sim.store import BatchStore
 
 SMALL = ["--replicates", 12, "--set", "runs.chunk=4", "--no-plots", "--workers", 1]
@@ -178,3 +182,56 @@ def test_a_manifest_that_is_not_an_object_reads_as_none(tmp_path):
     store = BatchStore(tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps([1, 2]))
     assert store.manifest() is None
+
+
+def test_chunk_ids_of_a_sweep_with_a_hundred_thousand_points_are_parts(tmp_path):
+    """Point indices grow past five digits (the schema allows a million samples): such parts
+    count as done and are not taken for stray files."""
+    store = BatchStore(tmp_path)
+    table = pa.table({"run_id": pa.array([0], pa.int64())})
+    chunk = Chunk(123456, 0, 1).id
+    store.write_chunk(chunk, {name: table for name in ("events", "series", "runs")})
+    assert store.done_chunks() == {chunk}
+    store.check_tables()
+
+
+def test_a_file_system_without_locks_warns_and_goes_on(tmp_path, monkeypatch):
+    """flock failing with ENOLCK (NFS without a lock daemon): a warning, not a traceback."""
+    import fcntl
+
+    def no_locks(*_args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    result = cli("run", MINIMAL, *SMALL, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "cannot lock" in result.output
+
+
+def test_force_on_a_new_batch_does_not_claim_to_remove_one(tmp_path):
+    result = cli("run", MINIMAL, *SMALL, "--force", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "removed the old" not in result.output
+    again = cli("run", MINIMAL, *SMALL, "--force", "--out", tmp_path)
+    assert "removed the old" in again.output
+
+
+def test_the_session_reads_the_manifest_once_it_holds_the_lock(tmp_path):
+    """A manifest written by a session that finished while this one waited is the one this
+    session continues (not a copy read before the lock); --force starts without one."""
+    store = BatchStore(tmp_path / "batch")
+    store.check_writable()
+    store.write_json("manifest.json", {"status": "complete", "sessions": [{"runs": 3}]})
+    batch = Batch("m", 1, 2, [], 2, [])
+    with writing_session(store, batch, force=False, say=lambda _m: None) as session:
+        assert session.previous == {"status": "complete", "sessions": [{"runs": 3}]}
+    with writing_session(store, batch, force=True, say=lambda _m: None) as session:
+        assert session.previous is None
+
+
+def test_overrides_from_dedicated_options_survive_pickling_and_copying():
+    """Override strings travel to workers and through deep copies intact."""
+    override = Override("runs.replicates", 0, "--replicates")
+    for copied in (pickle.loads(pickle.dumps(override)), copy.deepcopy([override])[0]):
+        assert copied == "runs.replicates=0"
+        assert (copied.option, copied.value_text) == ("--replicates", "0")
