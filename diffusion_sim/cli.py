@@ -127,21 +127,17 @@ def _execute(
     from rich.console import Console
 
     from .errors import ScenarioError
-    from .loader import dump_scenario, load_scenario, scenario_hash
+    from .loader import load_scenario, scenario_hash
     from .progress import progress_bar
     from .runner import (
         Batch,
         BatchError,
         Point,
-        check_all_written,
         default_workers,
-        execute,
-        finish_manifest,
         is_complete,
         make_executor,
-        start_manifest,
+        run_session,
         usable_cores,
-        world_document,
         writing_session,
     )
     from .seeds import world_seed
@@ -183,24 +179,11 @@ def _execute(
         with (
             make_executor(workers, scheduler) as ex,
             writing_session(store, batch, force=force, say=console.print) as session,
+            progress_bar(batch.n_runs, base.name, console) as advance,
         ):
-            store.write_text("scenario.yaml", dump_scenario(base))
-            store.write_json("world.json", world_document(world, base, sweep_params))
-            manifest = start_manifest(batch, base, overrides, ex.description, session.previous)
-            store.write_json("manifest.json", manifest)
-            with progress_bar(batch.n_runs, base.name, console) as advance:
-                report = execute(
-                    batch,
-                    store,
-                    ex.executor,
-                    in_flight=ex.slots + 1,
-                    on_progress=advance,
-                    done=session.done,
-                )
-            check_all_written(store, batch)
-            counts = store.read_table("runs", columns=["status"])["status"].value_counts()
-            manifest = finish_manifest(manifest, report, counts.to_dict())
-            store.write_json("manifest.json", manifest)
+            manifest, report = run_session(
+                batch, store, base, overrides, world, ex, session, on_progress=advance
+            )
     except (BatchError, StoreError) as exc:
         _fail(f"error: {exc}")
     except KeyboardInterrupt:

@@ -698,6 +698,40 @@ def check_all_written(store: Any, batch: Batch) -> None:
         )
 
 
+def run_session(
+    batch: Batch,
+    store: Any,
+    scenario: Scenario,
+    overrides: Sequence[str],
+    world: Any,
+    executor: ExecutorInfo,
+    session: Session,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, Any], BatchReport]:
+    """Write a session of a batch (inside ``writing_session``): the resolved scenario,
+    ``world.json`` and the manifest, then every chunk not done, then the finished manifest.
+    Returns (manifest, report)."""
+    from .loader import dump_scenario
+
+    store.write_text("scenario.yaml", dump_scenario(scenario))
+    store.write_json("world.json", world_document(world, scenario, batch.sweep_parameters))
+    manifest = start_manifest(batch, scenario, overrides, executor.description, session.previous)
+    store.write_json("manifest.json", manifest)
+    report = execute(
+        batch,
+        store,
+        executor.executor,
+        in_flight=executor.slots + 1,
+        on_progress=on_progress,
+        done=session.done,
+    )
+    check_all_written(store, batch)
+    counts = store.read_table("runs", columns=["status"])["status"].value_counts().to_dict()
+    manifest = finish_manifest(manifest, report, counts)
+    store.write_json("manifest.json", manifest)
+    return manifest, report
+
+
 def execute(
     batch: Batch,
     store: Any,

@@ -355,19 +355,15 @@ def run_design(
         SensitivityError: a design point the scenario refuses.
         BatchError, StoreError: from the batch engine.
     """
-    from .loader import dump_scenario, scenario_hash
+    from .loader import scenario_hash
     from .runner import (
         Batch,
         Point,
-        check_all_written,
         default_workers,
-        execute,
-        finish_manifest,
         is_complete,
         make_executor,
-        start_manifest,
+        run_session,
         usable_cores,
-        world_document,
         writing_session,
     )
     from .seeds import world_seed
@@ -405,24 +401,9 @@ def run_design(
         make_executor(workers, scheduler) as ex,
         writing_session(store, batch, force=force, say=say) as session,
     ):
-        store.write_text("scenario.yaml", dump_scenario(scenario))
-        store.write_json("world.json", world_document(world, scenario, list(design.paths)))
-        manifest = start_manifest(
-            batch, scenario, list(overrides), ex.description, session.previous
+        manifest, report = run_session(
+            batch, store, scenario, list(overrides), world, ex, session, on_progress
         )
-        store.write_json("manifest.json", manifest)
-        report = execute(
-            batch,
-            store,
-            ex.executor,
-            in_flight=ex.slots + 1,
-            on_progress=on_progress,
-            done=session.done,
-        )
-        check_all_written(store, batch)
-        counts = store.read_table("runs", columns=["status"])["status"].value_counts().to_dict()
-        manifest = finish_manifest(manifest, report, counts)
-        store.write_json("manifest.json", manifest)
     if describe:
         describe(f"{report.runs_this_session} runs in {report.seconds:.1f} s ({ex.description})")
     return store, manifest
