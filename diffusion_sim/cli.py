@@ -238,9 +238,18 @@ def _report(store, console) -> None:
     import pandas as pd
     from rich.table import Table
 
-    runs = store.read_table("runs")
+    # Only the columns shown: the table of a long batch is large (seeds, parameters, errors).
+    shown = [
+        c
+        for c in store.table_columns("runs")
+        if ":final_share" in c
+        or ":final_agreements" in c
+        or ":final_beyond_sponsor" in c
+        or c in ("max_depth", "spillover_ratio", "hr_exposed_share")
+    ]
+    runs = store.read_table("runs", columns=["status", "point", *shown])
     ok = runs[runs["status"] == "ok"]
-    points = ok["point"].nunique() if "point" in ok else 1
+    points = ok["point"].nunique()
     pooled = f", {points} sweep points pooled" if points > 1 else ""
     table = Table(title=f"{store.path.parent.name}: {len(ok)} runs{pooled}")
     table.add_column("metric")
@@ -248,14 +257,6 @@ def _report(store, console) -> None:
     table.add_column("5%", justify="right")
     table.add_column("95%", justify="right")
     table.add_column("runs", justify="right")  # with the metric defined (e.g. nothing in force)
-    shown = [
-        c
-        for c in ok.columns
-        if ":final_share" in c
-        or ":final_agreements" in c
-        or ":final_beyond_sponsor" in c
-        or c in ("max_depth", "spillover_ratio", "hr_exposed_share")
-    ]
     for c in shown:
         x = pd.to_numeric(ok[c], errors="coerce").dropna()
         if len(x):

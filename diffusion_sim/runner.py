@@ -726,6 +726,9 @@ def run_session(
         done=session.done,
     )
     check_all_written(store, batch)
+    # The workers go before this process reads the runs table (pyarrow and pandas): the two
+    # peaks must not add up (the memory budget counts every process).
+    executor.executor.shutdown(wait=True)
     counts = store.read_table("runs", columns=["status"])["status"].value_counts().to_dict()
     manifest = finish_manifest(manifest, report, counts)
     store.write_json("manifest.json", manifest)

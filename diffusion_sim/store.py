@@ -309,6 +309,13 @@ class BatchStore:
         except OSError as exc:
             raise _cannot_write(self.path / name, exc) from exc
 
+    def table_columns(self, table: str) -> list[str]:
+        """The column names of a table (from its first part's schema; [] without parts)."""
+        import pyarrow.parquet as pq
+
+        parts = part_files(self.table_dir(table))
+        return list(pq.read_schema(parts[0]).names) if parts else []
+
     def read_table(self, table: str, columns: Iterable[str] | None = None):
         """A table of the batch as a pandas DataFrame (all parts)."""
 

@@ -15,6 +15,7 @@ from diffusion_sim import kernel
 from diffusion_sim.loader import load_scenario, scenario_hash
 from diffusion_sim.runner import (
     Batch,
+    ExecutorInfo,
     InlineExecutor,
     Point,
     chunk_tables,
@@ -23,7 +24,9 @@ from diffusion_sim.runner import (
     execute,
     param_types,
     run_chunk,
+    run_session,
     usable_cores,
+    writing_session,
 )
 from diffusion_sim.seeds import world_seed
 from diffusion_sim.store import BatchStore
@@ -259,3 +262,29 @@ def test_usable_cores_follow_the_cpu_affinity():
     finally:
         os.sched_setaffinity(0, old)
     assert usable_cores() == len(old)
+
+
+def test_session_stops_the_workers_before_reading_the_runs_table(tmp_path, monkeypatch):
+    """The end of a session reads the runs table (pyarrow, pandas) only once the executor is
+    shut down, so that peak never adds to the workers' (the memory budget sums processes)."""
+    batch = _batch(replicates=6, chunk=2)
+    scenario = batch.points[0].scenario
+    store = BatchStore(tmp_path / "b")
+    stopped = []
+
+    class Recording(InlineExecutor):
+        def shutdown(self, wait=True, *, cancel_futures=False):
+            stopped.append(True)
+
+    real_read = store.read_table
+
+    def read(table, columns=None):
+        assert stopped, "the runs table was read while the executor was still up"
+        return real_read(table, columns)
+
+    monkeypatch.setattr(store, "read_table", read)
+    world = build_world(scenario, world_seed(batch.root_seed))
+    info = ExecutorInfo(Recording(), "recording", 1)
+    with writing_session(store, batch, force=False, say=lambda _m: None) as session:
+        manifest, report = run_session(batch, store, scenario, [], world, info, session)
+    assert stopped and manifest["status"] == "complete" and report.ok == 6
