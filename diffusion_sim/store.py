@@ -69,6 +69,17 @@ def foreign_files(table_dir: Path) -> list[Path]:
     )
 
 
+def check_no_foreign_files(table_dir: Path) -> None:
+    """Raise :class:`StoreError` naming the files of a table folder that are not parts (a
+    reader would take them for results)."""
+    foreign = foreign_files(table_dir)
+    if foreign:
+        raise StoreError(
+            f"{table_dir} holds files that are not part of the results "
+            f"({', '.join(p.name for p in foreign[:5])}); move them out of the folder"
+        )
+
+
 def read_dataset(
     table_dir: Path, columns: Iterable[str] | None = None, run_ids: Iterable[int] | None = None
 ):
@@ -78,12 +89,7 @@ def read_dataset(
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    foreign = foreign_files(table_dir)
-    if foreign:
-        raise StoreError(
-            f"{table_dir} holds files that are not part of the results "
-            f"({', '.join(p.name for p in foreign[:5])}); move them out of the folder"
-        )
+    check_no_foreign_files(table_dir)
     files = [table_dir] if table_dir.is_file() else part_files(table_dir)
     try:
         dataset = ds.dataset(files, format="parquet")
@@ -262,13 +268,7 @@ class BatchStore:
     def check_tables(self) -> None:
         """Raise :class:`StoreError` when a table folder holds a file that is not a part."""
         for table in TABLES:
-            foreign = foreign_files(self.table_dir(table))
-            if foreign:
-                raise StoreError(
-                    f"{self.table_dir(table)} holds files that are not part of the results "
-                    f"({', '.join(p.name for p in foreign[:5])}); move them out of the folder, "
-                    "then run the same command again"
-                )
+            check_no_foreign_files(self.table_dir(table))
 
     def write_chunk(self, chunk_id: str, parts: dict[str, Any]) -> None:
         """Write one chunk's parts (Parquet bytes, or Arrow tables) each under a temporary name
