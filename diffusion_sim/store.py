@@ -36,8 +36,6 @@ TABLES = ("events", "series", "runs")
 _PART = re.compile(r"part-(p\d{5,}-r\d{8,})\.parquet")
 #: The lock file of a batch folder (``BatchStore.lock``).
 _LOCK = ".lock"
-#: A temporary file of ``atomic_write_bytes``.
-_TEMPORARY = re.compile(r"\..+\.tmp")
 
 
 class StoreError(Exception):
@@ -59,13 +57,14 @@ def part_files(table_dir: Path) -> list[Path]:
 
 
 def foreign_files(table_dir: Path) -> list[Path]:
-    """Files in a table folder that are neither parts nor this module's temporaries."""
+    """Files in a table folder that are not parts. Hidden names (``.`` or ``_`` first: this
+    module's temporaries, a ``.DS_Store``) are left out, as pyarrow's readers leave them."""
     if not table_dir.is_dir():
         return []
     return sorted(
         p
         for p in table_dir.iterdir()
-        if not _PART.fullmatch(p.name) and not _TEMPORARY.fullmatch(p.name)
+        if not _PART.fullmatch(p.name) and not p.name.startswith((".", "_"))
     )
 
 

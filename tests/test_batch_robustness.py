@@ -235,3 +235,14 @@ def test_overrides_from_dedicated_options_survive_pickling_and_copying():
     for copied in (pickle.loads(pickle.dumps(override)), copy.deepcopy([override])[0]):
         assert copied == "runs.replicates=0"
         assert (copied.option, copied.value_text) == ("--replicates", "0")
+
+
+def test_hidden_files_in_a_table_folder_are_not_stray(finished):
+    """A Finder's .DS_Store (hidden, like the writer's temporaries) is ignored, as pyarrow's
+    readers ignore it: the complete batch still reads."""
+    folder, reference = finished
+    (folder / "runs.parquet" / ".DS_Store").write_bytes(b"\x00\x01")
+    again = cli_process("run", MINIMAL, *SMALL, "--out", folder.parents[1])
+    assert again.returncode == 0, again.stderr
+    assert "Already complete" in again.stderr
+    assert_same_tables(folder, reference)
