@@ -106,14 +106,13 @@ def _summaries(
     events read (at most ``MAX_PLOT_RUNS`` runs per folder, counted in ``comparison.md``)."""
     out = {}
     for label, r, w in zip(labels, results, worlds, strict=True):
-        stored = read_dataset(r.path / "runs.parquet")
+        stored = None if dropped else read_dataset(r.path / "runs.parquet")
+        if stored is None or "spillover_ratio" not in stored:  # no stored metrics: recompute
+            out[label] = analysis.summarise_runs(r.events, w, r.runs)
+            continue
         if "status" in stored:
             stored = stored[stored["status"] == "ok"]
-        has_metrics = "spillover_ratio" in stored
-        if dropped or not has_metrics:
-            out[label] = analysis.summarise_runs(r.events, w, r.runs)
-        else:
-            out[label] = stored.reset_index(drop=True)
+        out[label] = stored.reset_index(drop=True)
     return out
 
 
